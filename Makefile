@@ -1,0 +1,48 @@
+# Socle: every set-up step lives here, so that a clean clone works with `make demo` or `make test`.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8080
+DEMO_DB ?= sqlite:///var/demo.db
+
+.PHONY: install services demo serve test check bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip uv
+
+$(VENV)/.installed: $(BIN)/python requirements.lock pyproject.toml
+	$(BIN)/uv pip install --quiet --python $(BIN)/python -r requirements.lock
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	touch $@
+
+install: $(VENV)/.installed
+
+# PostgreSQL is the production backend; every store test runs on it too, so make sure it is up.
+services:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start
+	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+	@pg_isready -h 127.0.0.1 -p 5432
+
+demo: install
+	$(BIN)/socle db upgrade --database $(DEMO_DB)
+	$(BIN)/socle load data/synthea/synthea-r4-25-patients.tgz --database $(DEMO_DB)
+	$(BIN)/socle serve --host 127.0.0.1 --port $(PORT) --database $(DEMO_DB)
+
+serve: install
+	$(BIN)/socle serve --port $(PORT)
+
+test: install services
+	$(BIN)/pytest -q -p no:cacheprovider
+
+check: install
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+bench: install services
+	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/read.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,79 @@
+"""The CapabilityStatement (R4 §3.1.0.14 `GET /metadata`), generated from the route table.
+
+Nothing here is hand-written about interactions: each route that exists adds its code, so the
+statement cannot advertise what the server does not route (nor hide what it does).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from socle import __version__
+from socle.api.request import Context
+from socle.fhir.resource_types import resource_types
+from socle.store.clock import now_us, to_instant
+
+if TYPE_CHECKING:
+    from socle.api.router import Route
+
+_CONDITIONAL = {"conditional-update", "conditional-patch", "conditional-delete"}
+
+
+def capability_statement(ctx: Context, routes: Sequence[Route]) -> dict[str, Any]:
+    statement = dict(_static_part(tuple(routes)))
+    statement["implementation"] = {"description": "Socle FHIR R4 server", "url": ctx.base_url}
+    return statement
+
+
+@functools.cache
+def _static_part(routes: tuple[Route, ...]) -> dict[str, Any]:
+    type_codes = {r.interaction for r in routes if r.level == "type" and r.interaction}
+    system_codes = [r.interaction for r in routes if r.level == "system" and r.interaction]
+    interactions = [{"code": code} for code in sorted(type_codes - _CONDITIONAL)]
+    resources = []
+    for resource_type in sorted(resource_types()):
+        resources.append(
+            {
+                "type": resource_type,
+                "profile": f"http://hl7.org/fhir/StructureDefinition/{resource_type}",
+                "interaction": interactions,
+                "versioning": "versioned-update",
+                "readHistory": "vread" in type_codes,
+                "updateCreate": "update" in type_codes,
+                "conditionalCreate": "create" in type_codes,
+                "conditionalRead": "full-support",
+                "conditionalUpdate": "conditional-update" in type_codes,
+                "conditionalDelete": "single" if "conditional-delete" in type_codes else "not-supported",
+                "referencePolicy": ["literal", "local", "enforced"],
+                "searchParam": _search_params(resource_type) if "search-type" in type_codes else [],
+            }
+        )
+    return {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": to_instant(now_us())[:10],
+        "publisher": "Socle",
+        "kind": "instance",
+        "software": {"name": "Socle", "version": __version__},
+        "fhirVersion": "4.0.1",
+        "format": ["application/fhir+json", "json"],
+        "patchFormat": ["application/json-patch+json"],
+        "rest": [
+            {
+                "mode": "server",
+                "resource": resources,
+                "interaction": [{"code": code} for code in system_codes],
+            }
+        ],
+    }
+
+
+def _search_params(resource_type: str) -> list[dict[str, Any]]:
+    from socle.store.search import supported_search_params
+
+    return [
+        {"name": name, "definition": url, "type": type_}
+        for name, url, type_ in supported_search_params(resource_type)
+    ]

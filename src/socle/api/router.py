@@ -1,0 +1,114 @@
+"""Which handler serves which FHIR request: one table, also the source of the CapabilityStatement.
+
+Each route is a method plus a path shape below the base; `{type}`, `{id}` and `{vid}` stand for
+path segments. The `interaction` codes (R4 CapabilityStatement.rest.resource.interaction and
+rest.interaction) are what `GET /metadata` advertises, so it says what the code actually routes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from socle.api import bundles, capability, history, interactions, search
+from socle.api.request import Context, FhirRequest, FhirResponse
+from socle.fhir.errors import MethodNotAllowed, NotFound, NotSupported
+
+Handler = Callable[..., FhirResponse]
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    shape: tuple[str, ...]
+    handler: Handler
+    # CapabilityStatement interaction code, and whether it is a type-level or system-level one.
+    interaction: str | None = None
+    level: str = "type"
+    # Conditional variants (`PUT Type?criteria`) need a query string to be routed here.
+    needs_query: bool = False
+
+
+def _system_history(req: FhirRequest, ctx: Context) -> FhirResponse:
+    return history.history(req, ctx, None, None)
+
+
+def _type_history(req: FhirRequest, ctx: Context, type_: str) -> FhirResponse:
+    return history.history(req, ctx, type_, None)
+
+
+def _instance_history(req: FhirRequest, ctx: Context, type_: str, id: str) -> FhirResponse:
+    return history.history(req, ctx, type_, id)
+
+
+def _batch(req: FhirRequest, ctx: Context) -> FhirResponse:
+    return bundles.process_bundle(req, ctx, dispatch)
+
+
+def _conditional_patch(req: FhirRequest, ctx: Context, type_: str) -> FhirResponse:
+    return interactions.patch(req, ctx, type_, None)
+
+
+def _conditional_delete(req: FhirRequest, ctx: Context, type_: str) -> FhirResponse:
+    return interactions.delete(req, ctx, type_, None)
+
+
+def _metadata(req: FhirRequest, ctx: Context) -> FhirResponse:
+    return FhirResponse(200, capability.capability_statement(ctx, ROUTES))
+
+
+ROUTES: tuple[Route, ...] = (
+    Route("GET", ("metadata",), _metadata, None, "system"),
+    Route("POST", (), _batch, "transaction", "system"),
+    Route("POST", (), _batch, "batch", "system"),
+    Route("GET", ("_history",), _system_history, "history-system", "system"),
+    Route("GET", ("{type}",), search.search_type, "search-type"),
+    Route("POST", ("{type}", "_search"), search.search_type, "search-type"),
+    Route("POST", ("{type}",), interactions.create, "create"),
+    Route("PUT", ("{type}",), interactions.conditional_update, "conditional-update", needs_query=True),
+    Route("PATCH", ("{type}",), _conditional_patch, "conditional-patch", needs_query=True),
+    Route("DELETE", ("{type}",), _conditional_delete, "conditional-delete", needs_query=True),
+    Route("GET", ("{type}", "_history"), _type_history, "history-type"),
+    Route("GET", ("{type}", "{id}"), interactions.read, "read"),
+    Route("PUT", ("{type}", "{id}"), interactions.update, "update"),
+    Route("PATCH", ("{type}", "{id}"), interactions.patch, "patch"),
+    Route("DELETE", ("{type}", "{id}"), interactions.delete, "delete"),
+    Route("GET", ("{type}", "{id}", "_history"), _instance_history, "history-instance"),
+    Route("GET", ("{type}", "{id}", "_history", "{vid}"), interactions.vread, "vread"),
+)
+
+
+def _match(shape: tuple[str, ...], segments: list[str]) -> list[str] | None:
+    if len(shape) != len(segments):
+        return None
+    args = []
+    for token, segment in zip(shape, segments, strict=True):
+        if token.startswith("{"):
+            if segment.startswith(("_", "$")) and token != "{vid}":
+                return None
+            args.append(segment)
+        elif token != segment:
+            return None
+    return args
+
+
+def dispatch(req: FhirRequest, ctx: Context) -> FhirResponse:
+    method = "GET" if req.method == "HEAD" else req.method
+    segments = req.segments
+    allowed = []
+    for route in ROUTES:
+        args = _match(route.shape, segments)
+        if args is None or (route.needs_query and not req.query):
+            continue
+        allowed.append(route.method)
+        if route.method == method:
+            return route.handler(req, ctx, *args)
+    if allowed:
+        raise MethodNotAllowed(
+            f"{req.method} is not allowed on /{req.path}", headers={"Allow": ", ".join(sorted(set(allowed)))}
+        )
+    if segments and any(s.startswith("$") for s in segments):
+        raise NotSupported(f"The operation {next(s for s in segments if s.startswith('$'))} is not supported")
+    if len(segments) == 3:
+        raise NotSupported(f"Compartment search /{req.path} is not supported yet")
+    raise NotFound(f"No FHIR interaction at /{req.path}")

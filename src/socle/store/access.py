@@ -1,0 +1,33 @@
+"""The access-filter seam: every read the store performs carries one.
+
+The trust layer (its own issue) turns a principal into an `AccessFilter`; the store ANDs the
+filter's SQL condition into every SELECT it runs on `resource` or `resource_history`, so no read
+path can return a row the policy did not admit. Until that layer exists only `SYSTEM` is built:
+the operator / system principal, allowed everything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from sqlalchemy import ColumnElement, FromClause, true
+
+
+class AccessFilter(Protocol):
+    """A policy decision bound to one request: a SQL condition on a resource-shaped table."""
+
+    def condition(self, table: FromClause) -> ColumnElement[bool]:
+        """A boolean SQL expression over `table` (which has resource_type, compartment, security)."""
+        ...
+
+
+@dataclass(frozen=True)
+class AllowAll:
+    """System access: admits every row (operators, the CLI, internal jobs)."""
+
+    def condition(self, table: FromClause) -> ColumnElement[bool]:
+        return true()
+
+
+SYSTEM: AccessFilter = AllowAll()

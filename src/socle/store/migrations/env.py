@@ -1,0 +1,13 @@
+"""Alembic environment: runs on the connection handed in by `socle.store.migrate`."""
+
+from __future__ import annotations
+
+from alembic import context
+
+import socle.store.indexes  # noqa: F401  (registers the index tables on the metadata)
+from socle.store.schema import metadata
+
+connection = context.config.attributes["connection"]
+context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+with context.begin_transaction():
+    context.run_migrations()

@@ -1,0 +1,501 @@
+"""The resource store: current resources, their versions, and the search indexes, in one schema.
+
+Every method works on a `Connection` handed in by the caller, so that one FHIR transaction Bundle is
+one database transaction (`Store.write()`), and every read method takes an `AccessFilter`: there is
+no way to read a row without one. Concurrency is optimistic: an update is an
+`UPDATE ... WHERE version = <expected>`, and a mismatch is either a 412 (the client's `If-Match`) or
+a retry on the fresh version, so concurrent writers never lose an update on either backend.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Text,
+    and_,
+    cast,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
+
+from socle.fhir.compartment import patient_compartment
+from socle.fhir.errors import Conflict, Gone, NotFound, PreconditionFailed
+from socle.fhir.query import parse_query
+from socle.store import indexes, search
+from socle.store.access import AccessFilter
+from socle.store.clock import now_us, to_instant
+from socle.store.schema import resource, resource_history
+from socle.store.versioned import StoredVersion
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    versions: list[StoredVersion]
+    # Keyset cursor of the next (older) page: (updated_at, resource_key, version), None on the last page.
+    next_cursor: tuple[int, int, int] | None
+
+
+class Store:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._sqlite = engine.dialect.name == "sqlite"
+        # On PostgreSQL read JSONB as text: the bytes go to the client without a parse/serialise cycle.
+        self._content = resource.c.content if self._sqlite else cast(resource.c.content, Text)
+        self._history_content = (
+            resource_history.c.content if self._sqlite else cast(resource_history.c.content, Text)
+        )
+
+    # -- connections -------------------------------------------------------------------------
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One atomic unit of work: everything done on the connection commits or none of it does."""
+        with self.engine.connect() as conn:
+            conn = conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def get(self, conn: Connection, resource_type: str, id: str, access: AccessFilter) -> StoredVersion:
+        """The current version; `NotFound` if it never existed (or the policy hides it), `Gone` if deleted."""
+        row = conn.execute(
+            select(
+                resource.c.resource_key,
+                resource.c.version,
+                resource.c.updated_at,
+                resource.c.deleted,
+                resource.c.compartment,
+                self._content,
+            ).where(
+                resource.c.resource_type == resource_type, resource.c.id == id, access.condition(resource)
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"{resource_type}/{id} is not known", expression=None)
+        version = StoredVersion(
+            resource_key=row[0],
+            resource_type=resource_type,
+            id=id,
+            version=row[1],
+            updated_at=row[2],
+            deleted=row[3],
+            compartment=row[4],
+            raw=_as_bytes(row[5]),
+        )
+        if version.deleted:
+            raise Gone(
+                f"{resource_type}/{id} was deleted (version {version.version})",
+                headers={"ETag": version.etag, "Last-Modified": to_instant(version.updated_at)},
+            )
+        return version
+
+    def get_version(
+        self, conn: Connection, resource_type: str, id: str, version: int, access: AccessFilter
+    ) -> StoredVersion:
+        h = resource_history
+        row = conn.execute(
+            select(
+                h.c.resource_key, h.c.updated_at, h.c.method, h.c.compartment, self._history_content
+            ).where(
+                h.c.resource_type == resource_type, h.c.id == id, h.c.version == version, access.condition(h)
+            )
+        ).first()
+        if row is None:
+            raise NotFound(f"{resource_type}/{id} has no version {version}")
+        stored = StoredVersion(
+            resource_key=row[0],
+            resource_type=resource_type,
+            id=id,
+            version=version,
+            updated_at=row[1],
+            deleted=row[2] == "DELETE",
+            compartment=row[3],
+            raw=_as_bytes(row[4]),
+            method=row[2],
+        )
+        if stored.deleted:
+            raise Gone(f"version {version} of {resource_type}/{id} is a deletion")
+        return stored
+
+    def history(
+        self,
+        conn: Connection,
+        access: AccessFilter,
+        *,
+        resource_type: str | None = None,
+        id: str | None = None,
+        since: int | None = None,
+        at: tuple[int, int] | None = None,
+        count: int = 50,
+        cursor: tuple[int, int, int] | None = None,
+    ) -> HistoryPage:
+        """Versions newest first (R4 §3.1.0.11), paged by keyset so pages stay stable while others write.
+
+        `at` is the [low, high) period of `_at`: versions that were current at some point in it.
+        """
+        h = resource_history
+        conditions: list[ColumnElement[bool]] = [access.condition(h)]
+        if resource_type is not None:
+            conditions.append(h.c.resource_type == resource_type)
+        if id is not None:
+            conditions.append(h.c.id == id)
+        if since is not None:
+            conditions.append(h.c.updated_at >= since)
+        if at is not None:
+            later = h.alias("later")
+            superseded_at = (
+                select(func.min(later.c.updated_at))
+                .where(later.c.resource_key == h.c.resource_key, later.c.version > h.c.version)
+                .scalar_subquery()
+            )
+            conditions.append(h.c.updated_at < at[1])
+            conditions.append(or_(superseded_at.is_(None), superseded_at > at[0]))
+        if cursor is not None:
+            t, key, ver = cursor
+            conditions.append(
+                or_(
+                    h.c.updated_at < t,
+                    and_(h.c.updated_at == t, h.c.resource_key < key),
+                    and_(h.c.updated_at == t, h.c.resource_key == key, h.c.version < ver),
+                )
+            )
+        rows = conn.execute(
+            select(
+                h.c.resource_key,
+                h.c.resource_type,
+                h.c.id,
+                h.c.version,
+                h.c.updated_at,
+                h.c.method,
+                h.c.compartment,
+                self._history_content,
+            )
+            .where(*conditions)
+            .order_by(h.c.updated_at.desc(), h.c.resource_key.desc(), h.c.version.desc())
+            .limit(count + 1)
+        ).all()
+        versions = [
+            StoredVersion(
+                resource_key=r[0],
+                resource_type=r[1],
+                id=r[2],
+                version=r[3],
+                updated_at=r[4],
+                deleted=r[5] == "DELETE",
+                compartment=r[6],
+                raw=_as_bytes(r[7]),
+                method=r[5],
+            )
+            for r in rows[:count]
+        ]
+        next_cursor = None
+        if len(rows) > count and versions:
+            last = versions[-1]
+            next_cursor = (last.updated_at, last.resource_key, last.version)
+        return HistoryPage(versions, next_cursor)
+
+    def find(
+        self, conn: Connection, resource_type: str, query_string: str, access: AccessFilter, *, limit: int = 2
+    ) -> list[str]:
+        """Ids of current resources matching a search query (the criteria of conditional interactions)."""
+        return [id for _key, id in search.find_keys(conn, resource_type, query_string, access, limit)]
+
+    def search_page(
+        self,
+        conn: Connection,
+        resource_type: str,
+        criteria: Sequence[tuple[str, str]],
+        access: AccessFilter,
+        *,
+        count: int,
+        after: int | None,
+        strict: bool,
+    ) -> tuple[list[StoredVersion], int | None, list[str]]:
+        """One page of a type search, by keyset on the resource key (stable while others write).
+
+        Returns (page, cursor of the next page or None, parameters ignored as unknown).
+        """
+        query = parse_query(resource_type, criteria, strict=strict)
+        statement = search.compile_search(query, access)
+        if after is not None:
+            statement = statement.where(resource.c.resource_key > after)
+        keys = [row[0] for row in conn.execute(statement.limit(count + 1))]
+        page = self.get_many(conn, keys[:count], access)
+        next_cursor = keys[count - 1] if len(keys) > count and count > 0 else None
+        return page, next_cursor, list(query.unknown)
+
+    def existing_ids(
+        self, conn: Connection, resource_type: str, ids: Sequence[str], access: AccessFilter
+    ) -> set[str]:
+        """Which of these ids are live resources of the type (referential integrity checks)."""
+        found: set[str] = set()
+        for start in range(0, len(ids), 500):
+            found.update(
+                conn.scalars(
+                    select(resource.c.id).where(
+                        resource.c.resource_type == resource_type,
+                        resource.c.id.in_(ids[start : start + 500]),
+                        resource.c.deleted.is_(False),
+                        access.condition(resource),
+                    )
+                )
+            )
+        return found
+
+    def get_many(self, conn: Connection, keys: Sequence[int], access: AccessFilter) -> list[StoredVersion]:
+        """Current versions by resource key, in the order of `keys` (the page of a search)."""
+        rows = conn.execute(
+            select(
+                resource.c.resource_key,
+                resource.c.resource_type,
+                resource.c.id,
+                resource.c.version,
+                resource.c.updated_at,
+                resource.c.compartment,
+                self._content,
+            ).where(
+                resource.c.resource_key.in_(keys), resource.c.deleted.is_(False), access.condition(resource)
+            )
+        ).all()
+        by_key = {
+            r[0]: StoredVersion(r[0], r[1], r[2], r[3], r[4], False, r[5], _as_bytes(r[6])) for r in rows
+        }
+        return [by_key[k] for k in keys if k in by_key]
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def create_many(self, conn: Connection, resources: Sequence[dict[str, Any]]) -> list[StoredVersion]:
+        """Insert new resources with server-assigned ids (or the ids already set by the caller).
+
+        One multi-row INSERT per table, whatever the number of resources: this is the ingest path.
+        """
+        if not resources:
+            return []
+        now = now_us()
+        prepared = []
+        for body in resources:
+            if not body.get("id"):
+                body["id"] = str(uuid.uuid4())
+            prepared.append(_stamp(body, 1, now))
+        rows = [
+            {
+                "resource_type": body["resourceType"],
+                "id": body["id"],
+                "version": 1,
+                "updated_at": now,
+                "deleted": False,
+                "compartment": compartment,
+                "security": _security(body),
+                "content": self._content_param(body, raw),
+            }
+            for body, raw, compartment in prepared
+        ]
+        try:
+            result = conn.execute(
+                insert(resource).returning(resource.c.resource_key, sort_by_parameter_order=True), rows
+            )
+        except IntegrityError as exc:
+            raise Conflict("a resource with this id already exists") from exc
+        keys = [row[0] for row in result]
+        conn.execute(
+            insert(resource_history),
+            [
+                {
+                    "resource_key": key,
+                    "version": 1,
+                    "resource_type": row["resource_type"],
+                    "id": row["id"],
+                    "updated_at": now,
+                    "method": "POST",
+                    "compartment": row["compartment"],
+                    "content": row["content"],
+                }
+                for key, row in zip(keys, rows, strict=True)
+            ],
+        )
+        indexes.write_indexes(
+            conn,
+            [
+                (key, body["resourceType"], compartment, body)
+                for key, (body, _, compartment) in zip(keys, prepared, strict=True)
+            ],
+        )
+        return [
+            StoredVersion(
+                key, body["resourceType"], body["id"], 1, now, False, compartment, raw, "POST", body
+            )
+            for key, (body, raw, compartment) in zip(keys, prepared, strict=True)
+        ]
+
+    def create(self, conn: Connection, body: dict[str, Any]) -> StoredVersion:
+        return self.create_many(conn, [body])[0]
+
+    def update(
+        self,
+        conn: Connection,
+        body: dict[str, Any],
+        *,
+        if_match: int | None = None,
+        method: str = "PUT",
+    ) -> tuple[StoredVersion, bool]:
+        """Write a new version of `body` (whose id is set). Returns (version, created).
+
+        `if_match` is the version the client expects to replace: a mismatch is a 412. Without it
+        the update applies to whatever version is current, retrying if a concurrent writer wins the
+        race, so no update is lost.
+        """
+        resource_type, id = body["resourceType"], body["id"]
+        while True:
+            current = conn.execute(
+                select(resource.c.resource_key, resource.c.version, resource.c.deleted).where(
+                    resource.c.resource_type == resource_type, resource.c.id == id
+                )
+            ).first()
+            if current is None:
+                if if_match is not None:
+                    raise PreconditionFailed(f"{resource_type}/{id} does not exist (If-Match: {if_match})")
+                try:
+                    with conn.begin_nested():
+                        return self.create(conn, body), True
+                except Conflict:
+                    continue  # created concurrently: update that one instead
+            key, version, deleted = current
+            if if_match is not None and if_match != version:
+                raise PreconditionFailed(
+                    f"{resource_type}/{id} is at version {version}, not {if_match} (If-Match)",
+                    headers={"ETag": f'W/"{version}"'},
+                )
+            written = self._write_version(conn, key, version, body, method)
+            if written is not None:
+                return written, bool(deleted)
+            if if_match is not None:
+                raise PreconditionFailed(
+                    f"{resource_type}/{id} was changed concurrently (If-Match: {if_match})"
+                )
+
+    def delete(
+        self, conn: Connection, resource_type: str, id: str, *, if_match: int | None = None
+    ) -> StoredVersion | None:
+        """Delete as a tombstone version. Deleting what is absent or already deleted is a no-op (None)."""
+        while True:
+            current = conn.execute(
+                select(
+                    resource.c.resource_key, resource.c.version, resource.c.deleted, resource.c.compartment
+                ).where(resource.c.resource_type == resource_type, resource.c.id == id)
+            ).first()
+            if current is None or current[2]:
+                if if_match is not None:
+                    raise PreconditionFailed(f"{resource_type}/{id} does not exist (If-Match: {if_match})")
+                return None
+            key, version, _, compartment = current
+            if if_match is not None and if_match != version:
+                raise PreconditionFailed(
+                    f"{resource_type}/{id} is at version {version}, not {if_match} (If-Match)"
+                )
+            now = now_us()
+            changed = conn.execute(
+                update(resource)
+                .where(resource.c.resource_key == key, resource.c.version == version)
+                .values(version=version + 1, updated_at=now, deleted=True, content=None, security=None)
+            ).rowcount
+            if changed != 1:
+                continue
+            conn.execute(
+                insert(resource_history).values(
+                    resource_key=key,
+                    version=version + 1,
+                    resource_type=resource_type,
+                    id=id,
+                    updated_at=now,
+                    method="DELETE",
+                    compartment=compartment,
+                    content=None,
+                )
+            )
+            indexes.delete_indexes(conn, [key])
+            return StoredVersion(key, resource_type, id, version + 1, now, True, compartment, None, "DELETE")
+
+    def _write_version(
+        self, conn: Connection, key: int, version: int, body: dict[str, Any], method: str
+    ) -> StoredVersion | None:
+        now = now_us()
+        body, raw, compartment = _stamp(body, version + 1, now)
+        content = self._content_param(body, raw)
+        changed = conn.execute(
+            update(resource)
+            .where(resource.c.resource_key == key, resource.c.version == version)
+            .values(
+                version=version + 1,
+                updated_at=now,
+                deleted=False,
+                compartment=compartment,
+                security=_security(body),
+                content=content,
+            )
+        ).rowcount
+        if changed != 1:
+            return None
+        conn.execute(
+            insert(resource_history).values(
+                resource_key=key,
+                version=version + 1,
+                resource_type=body["resourceType"],
+                id=body["id"],
+                updated_at=now,
+                method=method,
+                compartment=compartment,
+                content=content,
+            )
+        )
+        indexes.delete_indexes(conn, [key])
+        indexes.write_indexes(conn, [(key, body["resourceType"], compartment, body)])
+        return StoredVersion(
+            key, body["resourceType"], body["id"], version + 1, now, False, compartment, raw, method, body
+        )
+
+    def _content_param(self, body: dict[str, Any], raw: bytes) -> Any:
+        # SQLite keeps the exact bytes; PostgreSQL's JSONB type takes the dict (serialised by orjson).
+        return raw if self._sqlite else body
+
+
+def _stamp(body: dict[str, Any], version: int, now: int) -> tuple[dict[str, Any], bytes, str | None]:
+    """Set the server-owned `meta` fields (R4 §2.28 Resource.meta) and serialise once."""
+    meta = dict(body.get("meta") or {})
+    meta["versionId"] = str(version)
+    meta["lastUpdated"] = to_instant(now)
+    body["meta"] = meta
+    return body, orjson.dumps(body), patient_compartment(body)
+
+
+def _security(body: dict[str, Any]) -> list[str] | None:
+    labels = (body.get("meta") or {}).get("security")
+    if not labels:
+        return None
+    return [f"{c.get('system', '')}|{c.get('code', '')}" for c in labels if isinstance(c, dict)]
+
+
+def _as_bytes(value: Any) -> bytes | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value.encode()
+    return bytes(value)

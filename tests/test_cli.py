@@ -35,7 +35,10 @@ def test_db_upgrade(database_url: str) -> None:
 
 
 def test_load_synthea_archive(database_url: str) -> None:
-    result = runner.invoke(app, ["load", str(REPO / "data" / "synthea" / "synthea-r4-25-patients.tgz"), "--database", database_url])
+    result = runner.invoke(
+        app,
+        ["load", str(REPO / "data" / "synthea" / "synthea-r4-25-patients.tgz"), "--database", database_url],
+    )
     assert result.exit_code == 0, result.output
     assert "2036 resources loaded, 0 rejected" in result.output
     assert count(database_url, "Patient") == 21
@@ -46,14 +49,24 @@ def test_load_ndjson_collection_and_rejects(database_url: str, tmp_path: Path) -
     # Files in any order: the Observation refers to a Patient loaded from a later file.
     observations = tmp_path / "a-Observation.ndjson.gz"
     lines = [
-        {"resourceType": "Observation", "id": "o1", "status": "final", "code": {"text": "pouls"}, "subject": {"reference": "Patient/p1"}},
+        {
+            "resourceType": "Observation",
+            "id": "o1",
+            "status": "final",
+            "code": {"text": "pouls"},
+            "subject": {"reference": "Patient/p1"},
+        },
         {"resourceType": "Observation", "id": "o2", "status": "bogus", "code": {"text": "x"}},
     ]
     observations.write_bytes(gzip.compress(b"\n".join(orjson.dumps(x) for x in lines) + b"\nnot json\n"))
     collection = tmp_path / "b-patients.json"
     collection.write_bytes(
         orjson.dumps(
-            {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": {"resourceType": "Patient", "id": "p1"}}]}
+            {
+                "resourceType": "Bundle",
+                "type": "collection",
+                "entry": [{"resource": {"resourceType": "Patient", "id": "p1"}}],
+            }
         )
     )
     result = runner.invoke(app, ["load", str(observations), str(collection), "--database", database_url])

@@ -21,7 +21,8 @@ app.add_typer(db_app, name="db")
 console = Console(stderr=True)
 
 DatabaseOption = Annotated[
-    str | None, typer.Option("--database", help="Database URL (default: SOCLE_DATABASE_URL or ./var/socle.db).")
+    str | None,
+    typer.Option("--database", help="Database URL (default: SOCLE_DATABASE_URL or ./var/socle.db)."),
 ]
 
 
@@ -48,7 +49,9 @@ def serve(
     engine = make_engine(url)
     upgrade(engine)
     engine.dispose()
-    console.print(f"Socle serving http://{host}:{port}/fhir on {engine.url.render_as_string(hide_password=True)}")
+    console.print(
+        f"Socle serving http://{host}:{port}/fhir on {engine.url.render_as_string(hide_password=True)}"
+    )
     uvicorn.run(
         "socle.app:create_app",
         factory=True,
@@ -73,7 +76,10 @@ def db_upgrade(database: DatabaseOption = None) -> None:
 
 
 @db_app.command("revision")
-def db_revision(message: Annotated[str, typer.Option("-m", help="What the revision changes.")], database: DatabaseOption = None) -> None:
+def db_revision(
+    message: Annotated[str, typer.Option("-m", help="What the revision changes.")],
+    database: DatabaseOption = None,
+) -> None:
     """Generate a migration from the difference between schema.py and a database at head (developers)."""
     from socle.store.engine import make_engine
     from socle.store.migrate import revision
@@ -83,7 +89,9 @@ def db_revision(message: Annotated[str, typer.Option("-m", help="What the revisi
 
 @app.command()
 def load(
-    paths: Annotated[list[Path], typer.Argument(help="Bundles (.json), NDJSON (.ndjson), archives (.tgz) or folders.")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Bundles (.json), NDJSON (.ndjson), archives (.tgz) or folders.")
+    ],
     database: DatabaseOption = None,
 ) -> None:
     """Load FHIR data: transaction/batch Bundles as sent, collections and NDJSON resource by resource."""

@@ -119,10 +119,16 @@ class _Loader:
         entries = []
         for _, resource in items:
             has_id = isinstance(resource.get("id"), str)
-            url = f"{resource.get('resourceType')}/{resource['id']}" if has_id else str(resource.get("resourceType"))
-            entries.append({"resource": resource, "request": {"method": "PUT" if has_id else "POST", "url": url}})
+            url = (
+                f"{resource.get('resourceType')}/{resource['id']}"
+                if has_id
+                else str(resource.get("resourceType"))
+            )
+            entries.append(
+                {"resource": resource, "request": {"method": "PUT" if has_id else "POST", "url": url}}
+            )
         batch = {"resourceType": "Bundle", "type": "batch", "entry": entries}
-        response = self.run(FhirRequest("POST", "", {}, {"prefer": "return=minimal"}, batch))
+        response = self.run(FhirRequest("POST", "", [], {"prefer": "return=minimal"}, batch))
         for (label, resource), entry in zip(items, response.body["entry"], strict=True):
             if entry["response"]["status"][:1] == "2":
                 self.summary.loaded += 1
@@ -140,7 +146,9 @@ class _Loader:
 
 def _diagnostics(entry: dict[str, Any]) -> str:
     issues = entry.get("response", {}).get("outcome", {}).get("issue", [])
-    return "; ".join(i.get("diagnostics", i.get("code", "")) for i in issues) or entry.get("response", {}).get("status", "")
+    return "; ".join(i.get("diagnostics", i.get("code", "")) for i in issues) or entry.get(
+        "response", {}
+    ).get("status", "")
 
 
 def _units(path: Path, summary: Summary) -> Iterator[_Unit]:
@@ -184,11 +192,17 @@ def _parse(label: str, raw: bytes, summary: Summary) -> Iterator[_Unit]:
         summary.rejected += 1
         summary.reasons.append((label, f"not JSON: {exc.msg}"))
         return
-    if isinstance(content, dict) and content.get("resourceType") == "Bundle" and content.get("type") in ("transaction", "batch"):
+    if (
+        isinstance(content, dict)
+        and content.get("resourceType") == "Bundle"
+        and content.get("type") in ("transaction", "batch")
+    ):
         yield _Unit(label, bundle=content)
     elif isinstance(content, dict) and content.get("resourceType") == "Bundle":
         entries = [e.get("resource") for e in content.get("entry") or [] if isinstance(e, dict)]
-        yield _Unit(label, resources=[(f"{label} entry {i}", r) for i, r in enumerate(entries) if isinstance(r, dict)])
+        yield _Unit(
+            label, resources=[(f"{label} entry {i}", r) for i, r in enumerate(entries) if isinstance(r, dict)]
+        )
     elif isinstance(content, dict):
         yield _Unit(label, resources=[(label, content)])
     else:

@@ -37,7 +37,10 @@ def test_wrong_resource_type(client: TestClient) -> None:
 
 def test_unknown_element_names_its_path(client: TestClient) -> None:
     body = outcome(
-        client.post("/fhir/Patient", json={"resourceType": "Patient", "name": [{"famly": "X"}]}, headers=FHIR), 400
+        client.post(
+            "/fhir/Patient", json={"resourceType": "Patient", "name": [{"famly": "X"}]}, headers=FHIR
+        ),
+        400,
     )
     assert any("Patient.name[0].famly" in (i.get("expression") or [""])[0] for i in body["issue"])
     assert count_patients(client) == 0

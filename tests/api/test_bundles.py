@@ -21,7 +21,10 @@ def transaction(*entries: dict[str, Any], kind: str = "transaction") -> dict[str
 
 
 def post(resource: dict[str, Any], full_url: str | None = None, **request: Any) -> dict[str, Any]:
-    entry: dict[str, Any] = {"resource": resource, "request": {"method": "POST", "url": resource["resourceType"], **request}}
+    entry: dict[str, Any] = {
+        "resource": resource,
+        "request": {"method": "POST", "url": resource["resourceType"], **request},
+    }
     if full_url:
         entry["fullUrl"] = full_url
     return entry
@@ -33,7 +36,12 @@ def observation(subject: str, value: float = 72) -> dict[str, Any]:
         "status": "final",
         "code": {"coding": [{"system": "http://loinc.org", "code": "8867-4"}]},
         "subject": {"reference": subject},
-        "valueQuantity": {"value": value, "unit": "/min", "system": "http://unitsofmeasure.org", "code": "/min"},
+        "valueQuantity": {
+            "value": value,
+            "unit": "/min",
+            "system": "http://unitsofmeasure.org",
+            "code": "/min",
+        },
     }
 
 
@@ -93,7 +101,11 @@ def test_transaction_failure_after_writes_rolls_back(client: TestClient) -> None
 
 def test_transaction_processing_order_and_conditionals(client: TestClient) -> None:
     doomed = client.post("/fhir/Patient", json={"resourceType": "Patient"}, headers=FHIR).json()
-    org = {"resourceType": "Organization", "identifier": [{"system": "urn:finess", "value": "750712184"}], "name": "AP-HP"}
+    org = {
+        "resourceType": "Organization",
+        "identifier": [{"system": "urn:finess", "value": "750712184"}],
+        "name": "AP-HP",
+    }
     client.post("/fhir/Organization", json=org, headers=FHIR)
     bundle = transaction(
         {"request": {"method": "GET", "url": f"Patient/{doomed['id']}"}},
@@ -147,8 +159,14 @@ def test_batch_entries_are_independent(client: TestClient) -> None:
 def test_patch_in_a_transaction(client: TestClient) -> None:
     patient = client.post("/fhir/Patient", json={"resourceType": "Patient"}, headers=FHIR).json()
     ops = orjson.dumps([{"op": "add", "path": "/gender", "value": "female"}])
-    binary = {"resourceType": "Binary", "contentType": "application/json-patch+json", "data": base64.b64encode(ops).decode()}
-    bundle = transaction({"resource": binary, "request": {"method": "PATCH", "url": f"Patient/{patient['id']}"}})
+    binary = {
+        "resourceType": "Binary",
+        "contentType": "application/json-patch+json",
+        "data": base64.b64encode(ops).decode(),
+    }
+    bundle = transaction(
+        {"resource": binary, "request": {"method": "PATCH", "url": f"Patient/{patient['id']}"}}
+    )
     response = client.post("/fhir", json=bundle, headers=FHIR)
     assert response.status_code == 200, response.text
     assert client.get(f"/fhir/Patient/{patient['id']}").json()["gender"] == "female"
@@ -159,7 +177,11 @@ def test_patch_in_a_transaction(client: TestClient) -> None:
     [
         {"resourceType": "Bundle", "type": "collection", "entry": []},
         {"resourceType": "Patient"},
-        {"resourceType": "Bundle", "type": "transaction", "entry": [{"resource": {"resourceType": "Patient"}}]},
+        {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [{"resource": {"resourceType": "Patient"}}],
+        },
         {"resourceType": "Bundle", "type": "transaction", "entry": "nope"},
     ],
 )

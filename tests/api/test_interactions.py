@@ -68,9 +68,13 @@ def test_update_as_create_and_id_rules(client: TestClient) -> None:
 
 def test_if_match_versioned_update(client: TestClient) -> None:
     id = create(client, patient()).json()["id"]
-    ok = client.put(f"/fhir/Patient/{id}", json=patient(id=id, gender="male"), headers={**FHIR, "If-Match": 'W/"1"'})
+    ok = client.put(
+        f"/fhir/Patient/{id}", json=patient(id=id, gender="male"), headers={**FHIR, "If-Match": 'W/"1"'}
+    )
     assert ok.status_code == 200
-    stale = client.put(f"/fhir/Patient/{id}", json=patient(id=id, gender="other"), headers={**FHIR, "If-Match": 'W/"1"'})
+    stale = client.put(
+        f"/fhir/Patient/{id}", json=patient(id=id, gender="other"), headers={**FHIR, "If-Match": 'W/"1"'}
+    )
     assert stale.status_code == 412
     assert stale.json()["issue"][0]["code"] == "conflict"
     assert client.get(f"/fhir/Patient/{id}").json()["gender"] == "male"
@@ -114,22 +118,31 @@ def test_prefer_return(client: TestClient) -> None:
 
 def test_json_patch(client: TestClient) -> None:
     id = create(client, patient()).json()["id"]
-    ops = [{"op": "add", "path": "/gender", "value": "female"}, {"op": "replace", "path": "/name/0/family", "value": "Durand"}]
+    ops = [
+        {"op": "add", "path": "/gender", "value": "female"},
+        {"op": "replace", "path": "/name/0/family", "value": "Durand"},
+    ]
     patched = client.patch(
-        f"/fhir/Patient/{id}", content=orjson.dumps(ops), headers={"Content-Type": "application/json-patch+json"}
+        f"/fhir/Patient/{id}",
+        content=orjson.dumps(ops),
+        headers={"Content-Type": "application/json-patch+json"},
     )
     assert patched.status_code == 200, patched.text
     assert patched.json()["gender"] == "female" and patched.json()["name"][0]["family"] == "Durand"
     assert patched.json()["meta"]["versionId"] == "2"
     invalid = [{"op": "add", "path": "/gender", "value": "banana"}]
     rejected = client.patch(
-        f"/fhir/Patient/{id}", content=orjson.dumps(invalid), headers={"Content-Type": "application/json-patch+json"}
+        f"/fhir/Patient/{id}",
+        content=orjson.dumps(invalid),
+        headers={"Content-Type": "application/json-patch+json"},
     )
     assert rejected.status_code == 400
     bad_path = [{"op": "remove", "path": "/nothing/here"}]
     assert (
         client.patch(
-            f"/fhir/Patient/{id}", content=orjson.dumps(bad_path), headers={"Content-Type": "application/json-patch+json"}
+            f"/fhir/Patient/{id}",
+            content=orjson.dumps(bad_path),
+            headers={"Content-Type": "application/json-patch+json"},
         ).status_code
         == 400
     )
@@ -147,11 +160,18 @@ def test_conditional_create_update_delete(client: TestClient) -> None:
     updated = client.put(f"/fhir/Patient?{criteria}", json={**body, "gender": "female"}, headers=FHIR)
     assert updated.status_code == 200 and updated.json()["id"] == first.json()["id"]
     assert updated.json()["meta"]["versionId"] == "2"
-    fresh = client.put("/fhir/Patient?identifier=urn:x|new", json=patient(identifier=[{"system": "urn:x", "value": "new"}]), headers=FHIR)
+    fresh = client.put(
+        "/fhir/Patient?identifier=urn:x|new",
+        json=patient(identifier=[{"system": "urn:x", "value": "new"}]),
+        headers=FHIR,
+    )
     assert fresh.status_code == 201
 
     create(client, patient(identifier=[ident]))  # now two match
-    assert client.post("/fhir/Patient", json=body, headers={**FHIR, "If-None-Exist": criteria}).status_code == 412
+    assert (
+        client.post("/fhir/Patient", json=body, headers={**FHIR, "If-None-Exist": criteria}).status_code
+        == 412
+    )
     assert client.delete(f"/fhir/Patient?{criteria}").status_code == 412
     assert client.delete("/fhir/Patient?identifier=urn:x|new").status_code == 204
     assert client.get(f"/fhir/Patient/{fresh.json()['id']}").status_code == 410
@@ -162,7 +182,7 @@ def test_history_type_system_since_and_paging(client: TestClient) -> None:
     create(client, {"resourceType": "Organization", "name": "CHU"})
     page = client.get("/fhir/Patient/_history?_count=2").json()
     seen = [e["resource"]["id"] for e in page["entry"]]
-    while next_link := next((l["url"] for l in page["link"] if l["relation"] == "next"), None):
+    while next_link := next((x["url"] for x in page["link"] if x["relation"] == "next"), None):
         create(client, patient())  # a concurrent write must not shift the pages
         page = client.get(next_link.replace("http://testserver", "")).json()
         seen += [e["resource"]["id"] for e in page["entry"]]
@@ -189,7 +209,17 @@ def test_capability_statement_is_generated(client: TestClient) -> None:
     assert {i["code"] for i in rest["interaction"]} >= {"transaction", "batch", "history-system"}
     patient_caps = next(r for r in rest["resource"] if r["type"] == "Patient")
     codes = {i["code"] for i in patient_caps["interaction"]}
-    assert codes == {"read", "vread", "update", "patch", "delete", "history-instance", "history-type", "create", "search-type"}
+    assert codes == {
+        "read",
+        "vread",
+        "update",
+        "patch",
+        "delete",
+        "history-instance",
+        "history-type",
+        "create",
+        "search-type",
+    }
     assert patient_caps["conditionalDelete"] == "single" and patient_caps["versioning"] == "versioned-update"
     assert len(rest["resource"]) == 146
 

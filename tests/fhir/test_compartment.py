@@ -11,7 +11,9 @@ def test_definition_is_the_official_patient_compartment() -> None:
 
 
 def test_observation_subject() -> None:
-    assert patient_compartment({"resourceType": "Observation", "subject": {"reference": "Patient/123"}}) == "123"
+    assert (
+        patient_compartment({"resourceType": "Observation", "subject": {"reference": "Patient/123"}}) == "123"
+    )
 
 
 def test_first_parameter_in_definition_order_wins() -> None:
@@ -27,7 +29,10 @@ def test_non_patient_references_are_skipped() -> None:
     observation = {
         "resourceType": "Observation",
         "subject": {"reference": "Group/g1"},
-        "performer": [{"reference": "Practitioner/d1"}, {"reference": "https://h.example/fhir/Patient/9/_history/2"}],
+        "performer": [
+            {"reference": "Practitioner/d1"},
+            {"reference": "https://h.example/fhir/Patient/9/_history/2"},
+        ],
     }
     assert patient_compartment(observation) == "9"
 
@@ -41,11 +46,26 @@ def test_encounter_claim_immunization() -> None:
 
 
 def test_patient_is_in_its_own_compartment() -> None:
-    assert patient_compartment({"resourceType": "Patient", "id": "p1", "link": [{"other": {"reference": "Patient/p2"}}]}) == "p1"
+    assert (
+        patient_compartment(
+            {"resourceType": "Patient", "id": "p1", "link": [{"other": {"reference": "Patient/p2"}}]}
+        )
+        == "p1"
+    )
     assert patient_compartment({"resourceType": "Patient"}) is None
 
 
 def test_outside_any_patient_compartment() -> None:
     assert patient_compartment({"resourceType": "Organization", "id": "o"}) is None
-    assert patient_compartment({"resourceType": "Observation", "subject": {"reference": "urn:uuid:0b3c1f1e-0000-4000-8000-000000000000"}}) is None
-    assert patient_compartment({"resourceType": "Observation", "subject": {"display": "no reference"}}) is None
+    assert (
+        patient_compartment(
+            {
+                "resourceType": "Observation",
+                "subject": {"reference": "urn:uuid:0b3c1f1e-0000-4000-8000-000000000000"},
+            }
+        )
+        is None
+    )
+    assert (
+        patient_compartment({"resourceType": "Observation", "subject": {"display": "no reference"}}) is None
+    )

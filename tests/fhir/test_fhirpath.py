@@ -1,10 +1,10 @@
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
 import pytest
 
-from socle.fhir import fhirpath
 from socle.fhir.fhirpath import (
     FhirPathSyntaxError,
     FhirPathUnsupported,
@@ -20,7 +20,10 @@ OBSERVATION: dict[str, Any] = {
     "status": "final",
     "code": {"coding": [{"system": "http://loinc.org", "code": "8302-2"}], "text": "Body Height"},
     "subject": {"reference": "Patient/p1"},
-    "performer": [{"reference": "Practitioner/d1"}, {"reference": "https://x.org/fhir/Patient/p2/_history/3"}],
+    "performer": [
+        {"reference": "Practitioner/d1"},
+        {"reference": "https://x.org/fhir/Patient/p2/_history/3"},
+    ],
     "effectivePeriod": {"start": "2020-01-01", "end": "2020-01-02"},
     "valueQuantity": {"value": 178.9, "unit": "cm"},
     "component": [
@@ -52,10 +55,16 @@ def test_every_core_search_parameter_expression_compiles_natively() -> None:
 
 @pytest.mark.parametrize("resource_type", ["Observation", None])
 def test_choice_type_cast_reads_the_typed_key(resource_type: str | None) -> None:
-    assert compile_native("Observation.value as Quantity", resource_type)(OBSERVATION) == [{"value": 178.9, "unit": "cm"}]
+    assert compile_native("Observation.value as Quantity", resource_type)(OBSERVATION) == [
+        {"value": 178.9, "unit": "cm"}
+    ]
     assert compile_native("(Observation.value as CodeableConcept)", resource_type)(OBSERVATION) == []
-    assert compile_native("Observation.value.as(Quantity)", resource_type)(OBSERVATION) == [{"value": 178.9, "unit": "cm"}]
-    assert compile_native("Observation.component.value.ofType(string)", resource_type)(OBSERVATION) == ["high"]
+    assert compile_native("Observation.value.as(Quantity)", resource_type)(OBSERVATION) == [
+        {"value": 178.9, "unit": "cm"}
+    ]
+    assert compile_native("Observation.component.value.ofType(string)", resource_type)(OBSERVATION) == [
+        "high"
+    ]
 
 
 def test_choice_element_without_cast_yields_whichever_type_exists() -> None:
@@ -72,8 +81,12 @@ def test_where_resolve_is_filters_references_by_target_type() -> None:
     contained = compile_native("Observation.focus.where(resolve() is Group)", "Observation")
     assert contained(OBSERVATION) == [{"reference": "#g"}]
     typed = compile_native("Observation.subject.where(resolve() is Patient)")
-    assert typed({"resourceType": "Observation", "subject": {"type": "Patient", "identifier": {"value": "1"}}})
-    assert compile_native("Observation.subject.resolve()")(OBSERVATION) == [ResolvedReference("Patient", "p1")]
+    assert typed(
+        {"resourceType": "Observation", "subject": {"type": "Patient", "identifier": {"value": "1"}}}
+    )
+    assert compile_native("Observation.subject.resolve()")(OBSERVATION) == [
+        ResolvedReference("Patient", "p1")
+    ]
 
 
 def test_where_with_equality_and_extension() -> None:
@@ -82,9 +95,13 @@ def test_where_with_equality_and_extension() -> None:
         "telecom": [{"system": "phone", "value": "1"}, {"system": "email", "value": "a@b"}],
         "extension": [{"url": "http://x/ext", "valueString": "v"}, {"url": "http://y", "valueCode": "c"}],
     }
-    assert compile_native("Patient.telecom.where(system='email')", "Patient")(patient) == [{"system": "email", "value": "a@b"}]
+    assert compile_native("Patient.telecom.where(system='email')", "Patient")(patient) == [
+        {"system": "email", "value": "a@b"}
+    ]
     assert compile_native("Patient.extension('http://x/ext').value", "Patient")(patient) == ["v"]
-    assert compile_native("Patient.extension('http://x/ext')", "Patient")(patient) == [patient["extension"][0]]
+    assert compile_native("Patient.extension('http://x/ext')", "Patient")(patient) == [
+        patient["extension"][0]
+    ]
     has = compile_native("Patient.telecom.where(extension.exists().not())")
     assert has(patient) == patient["telecom"]
 
@@ -107,8 +124,14 @@ def test_boolean_logic_of_patient_deceased() -> None:
 
 
 def test_indexer_variables_and_collection_functions() -> None:
-    bundle = {"resourceType": "Bundle", "id": "b", "entry": [{"resource": {"resourceType": "Composition", "id": "c"}}, {}]}
-    assert compile_native("Bundle.entry[0].resource", "Bundle")(bundle) == [{"resourceType": "Composition", "id": "c"}]
+    bundle = {
+        "resourceType": "Bundle",
+        "id": "b",
+        "entry": [{"resource": {"resourceType": "Composition", "id": "c"}}, {}],
+    }
+    assert compile_native("Bundle.entry[0].resource", "Bundle")(bundle) == [
+        {"resourceType": "Composition", "id": "c"}
+    ]
     assert compile_native("Bundle.entry[0].resource.id")(bundle) == ["c"]
     assert compile_native("%resource.id | $this.id")(bundle) == ["b", "b"]
     assert compile_native("Bundle.entry.count()")(bundle) == [2]
@@ -135,10 +158,14 @@ def test_unsupported_and_invalid_expressions() -> None:
         compile_native("Patient.name.where(")
     with pytest.raises(FhirPathSyntaxError):
         compile_native("Patient.name ! given")
+    with pytest.raises(FhirPathSyntaxError, match="no element 'nmae'"):
+        compile_native("Patient.nmae", "Patient")
 
 
 def test_compile_expression_without_fallback_engine_raises(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(fhirpath.importlib.util, "find_spec", lambda name: None)
-    assert compile_expression("Patient.gender", "Patient")({"resourceType": "Patient", "gender": "male"}) == ["male"]
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert compile_expression("Patient.gender", "Patient")({"resourceType": "Patient", "gender": "male"}) == [
+        "male"
+    ]
     with pytest.raises(FhirPathUnsupported):
         compile_expression("Patient.name.given.substring(1)")

@@ -57,7 +57,9 @@ def test_repeated_parameters_are_anded() -> None:
 def test_numbers_and_quantities_have_implicit_precision() -> None:
     number = parse_query("RiskAssessment", "probability=gt0.8").clauses[0].values[0]
     assert number == NumberValue("gt", Decimal("0.8"), 0.75, 0.85)
-    quantity = parse_query("Observation", "value-quantity=5.4|http://unitsofmeasure.org|mg").clauses[0].values[0]
+    quantity = (
+        parse_query("Observation", "value-quantity=5.4|http://unitsofmeasure.org|mg").clauses[0].values[0]
+    )
     assert quantity == QuantityValue("eq", Decimal("5.4"), 5.35, 5.45, "http://unitsofmeasure.org", "mg")
     no_system = parse_query("Observation", "value-quantity=le100||kg").clauses[0].values[0]
     assert no_system == QuantityValue("le", Decimal("100"), 99.5, 100.5, None, "kg")
@@ -91,7 +93,9 @@ def test_uri_missing_and_token_text() -> None:
 
 
 def test_unknown_parameters_lenient_and_strict() -> None:
-    query = parse_query("Patient", "foo=1&organization.name=x&_has:Observation:subject:code=1&gender=male&_count=5")
+    query = parse_query(
+        "Patient", "foo=1&organization.name=x&_has:Observation:subject:code=1&gender=male&_count=5"
+    )
     assert query.unknown == ("foo", "organization.name", "_has:Observation:subject:code")
     assert [c.name for c in query.clauses] == ["gender"]
     assert query.controls == (("_count", "5"),)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -23,9 +23,22 @@ def us(text: str) -> int:
 
 def test_registry_has_type_and_base_parameters() -> None:
     params = registry().params("Patient")
-    for name in ("_id", "_lastUpdated", "_tag", "_profile", "_security", "_source", "identifier", "birthdate"):
+    for name in (
+        "_id",
+        "_lastUpdated",
+        "_tag",
+        "_profile",
+        "_security",
+        "_source",
+        "identifier",
+        "birthdate",
+    ):
         assert name in params
-    assert (params["_id"].type, params["_lastUpdated"].type, params["_profile"].type) == ("token", "date", "uri")
+    assert (params["_id"].type, params["_lastUpdated"].type, params["_profile"].type) == (
+        "token",
+        "date",
+        "uri",
+    )
     assert set(params["general-practitioner"].targets) == {"Organization", "Practitioner", "PractitionerRole"}
     assert params["name"].type == "string" and params["name"].extract is not None
     assert registry().get("Observation", "code-value-quantity") is not None
@@ -50,10 +63,21 @@ def test_custom_search_parameter_is_added_and_indexed() -> None:
             "expression": "Patient.extension('http://socle.example/ins')",
         }
     )
-    patient = {"resourceType": "Patient", "extension": [{"url": "http://socle.example/ins", "valueCode": "1"}]}
+    patient = {
+        "resourceType": "Patient",
+        "extension": [{"url": "http://socle.example/ins", "valueCode": "1"}],
+    }
     assert extract_index_values(patient, params).tokens == {("ins", "", "1")}
     with pytest.raises(Invalid):
-        params.add({"resourceType": "SearchParameter", "code": "x", "type": "token", "base": ["Patient"], "expression": "("})
+        params.add(
+            {
+                "resourceType": "SearchParameter",
+                "code": "x",
+                "type": "token",
+                "base": ["Patient"],
+                "expression": "(",
+            }
+        )
     with pytest.raises(Invalid):
         params.add({"resourceType": "SearchParameter", "code": "x", "type": "nonsense", "base": ["Patient"]})
 
@@ -106,7 +130,10 @@ PATIENT: dict[str, Any] = {
     "gender": "female",
     "birthDate": "1980-05",
     "address": [{"line": ["1 rue de la Paix"], "city": "Paris", "postalCode": "75002"}],
-    "generalPractitioner": [{"reference": "Practitioner/d1"}, {"identifier": {"system": "rpps", "value": "10"}}],
+    "generalPractitioner": [
+        {"reference": "Practitioner/d1"},
+        {"identifier": {"system": "rpps", "value": "10"}},
+    ],
     "managingOrganization": {"reference": "https://annuaire.example/fhir/Organization/o1/_history/2"},
 }
 
@@ -123,8 +150,15 @@ def test_patient_index_values() -> None:
         ("deceased", "", "false"),
     } <= values.tokens
     assert not any(t[0] in ("_id", "_lastUpdated") for t in values.tokens)  # on the resource table
-    assert {("family", "dupont", "Dupont"), ("given", "helene", "Hélène"), ("name", "mme", "Mme")} <= values.strings
-    assert {("address-city", "paris", "Paris"), ("address", "1 rue de la paix", "1 rue de la Paix")} <= values.strings
+    assert {
+        ("family", "dupont", "Dupont"),
+        ("given", "helene", "Hélène"),
+        ("name", "mme", "Mme"),
+    } <= values.strings
+    assert {
+        ("address-city", "paris", "Paris"),
+        ("address", "1 rue de la paix", "1 rue de la Paix"),
+    } <= values.strings
     assert values.dates == {("birthdate", us("1980-05-01T00:00:00+00:00"), us("1980-06-01T00:00:00+00:00"))}
     assert values.references == {
         ("general-practitioner", "Practitioner", "d1", None),
@@ -137,7 +171,10 @@ def test_observation_index_values() -> None:
     observation = {
         "resourceType": "Observation",
         "status": "final",
-        "code": {"coding": [{"system": "http://loinc.org", "code": "8302-2", "display": "Body height"}], "text": "Taille"},
+        "code": {
+            "coding": [{"system": "http://loinc.org", "code": "8302-2", "display": "Body height"}],
+            "text": "Taille",
+        },
         "subject": {"reference": "urn:uuid:0b3c1f1e-0000-4000-8000-000000000000"},
         "effectivePeriod": {"start": "2020-01-01"},
         "valueQuantity": {"value": 178, "unit": "cm", "system": "http://unitsofmeasure.org", "code": "cm"},

@@ -40,7 +40,7 @@ OBSERVATION: dict[str, Any] = {
 
 
 def add_resource(conn: Connection, body: dict[str, Any], compartment: str | None = None) -> int:
-    key = conn.execute(
+    key: int = conn.execute(
         insert(resource).returning(resource.c.resource_key),
         {
             "resource_type": body["resourceType"],
@@ -62,7 +62,10 @@ def test_rows_match_extracted_values(engine: Engine) -> None:
     with engine.begin() as conn:
         patient_key = add_resource(conn, PATIENT, "p1")
         observation_key = add_resource(conn, OBSERVATION, "p1")
-        write_indexes(conn, [(patient_key, "Patient", "p1", PATIENT), (observation_key, "Observation", "p1", OBSERVATION)])
+        write_indexes(
+            conn,
+            [(patient_key, "Patient", "p1", PATIENT), (observation_key, "Observation", "p1", OBSERVATION)],
+        )
         total = sum(counts(conn).values())
     assert total == extract_index_values(PATIENT).count() + extract_index_values(OBSERVATION).count()
     with engine.connect() as conn:
@@ -72,14 +75,20 @@ def test_rows_match_extracted_values(engine: Engine) -> None:
         assert token.compartment == "p1"
         assert token.param_hash == param_hash("Patient", "identifier")
         assert token.value_hash == value_hash("Patient", "identifier", "1234")
-        assert token.sys_value_hash == system_value_hash("Patient", "identifier", "urn:oid:1.2.250.1.213.1.4.8", "1234")
+        assert token.sys_value_hash == system_value_hash(
+            "Patient", "identifier", "urn:oid:1.2.250.1.213.1.4.8", "1234"
+        )
         assert token.sys_hash == value_hash("Patient", "identifier", "urn:oid:1.2.250.1.213.1.4.8")
-        reference = conn.execute(select(idx_reference).where(idx_reference.c.resource_key == observation_key)).all()
+        reference = conn.execute(
+            select(idx_reference).where(idx_reference.c.resource_key == observation_key)
+        ).all()
         assert {(r.target_type, r.target_id, r.target_hash) for r in reference} == {
             ("Patient", "p1", system_value_hash("Observation", "subject", "Patient", "p1")),
             ("Patient", "p1", system_value_hash("Observation", "patient", "Patient", "p1")),
         }
-        date = conn.execute(select(idx_date.c.low, idx_date.c.high).where(idx_date.c.resource_key == observation_key)).one()
+        date = conn.execute(
+            select(idx_date.c.low, idx_date.c.high).where(idx_date.c.resource_key == observation_key)
+        ).one()
         assert date.high - date.low == 1_000_000
 
 
@@ -102,9 +111,9 @@ def test_delete_removes_only_the_given_resources(engine: Engine) -> None:
         second = add_resource(conn, OBSERVATION)
         write_indexes(conn, [(first, "Patient", None, PATIENT), (second, "Observation", None, OBSERVATION)])
         delete_indexes(conn, [first])
-        remaining = {
-            key for table in INDEX_TABLES for key in conn.execute(select(table.c.resource_key)).scalars()
-        }
+        remaining: set[int] = set()
+        for table in INDEX_TABLES:
+            remaining.update(conn.execute(select(table.c.resource_key)).scalars())
         assert remaining == {second}
         delete_indexes(conn, [second, 999_999])
         assert sum(counts(conn).values()) == 0
@@ -119,10 +128,8 @@ def test_update_is_delete_then_write(engine: Engine) -> None:
         delete_indexes(conn, [key])
         write_indexes(conn, [(key, "Patient", None, changed)])
         assert sum(counts(conn).values()) == before
-        genders = conn.execute(
-            select(idx_token.c.code).where(idx_token.c.param_hash == param_hash("Patient", "gender"))
-        ).scalars()
-        assert list(genders) == ["male"]
+        genders = select(idx_token.c.code).where(idx_token.c.param_hash == param_hash("Patient", "gender"))
+        assert list(conn.execute(genders).scalars()) == ["male"]
 
 
 def test_bulk_write_of_many_resources(engine: Engine) -> None:

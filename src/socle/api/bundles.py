@@ -32,7 +32,9 @@ _ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "PATCH": 2, "GET": 3, "HEAD": 3}
 def process_bundle(req: FhirRequest, ctx: Context, dispatch: Dispatch) -> FhirResponse:
     bundle = req.body
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
-        raise Invalid("POST to the base URL takes a Bundle of type batch or transaction", expression="resourceType")
+        raise Invalid(
+            "POST to the base URL takes a Bundle of type batch or transaction", expression="resourceType"
+        )
     kind = bundle.get("type")
     if kind not in ("batch", "transaction"):
         raise Invalid(f"Bundle.type must be batch or transaction, not {kind!r}", expression="Bundle.type")
@@ -40,7 +42,9 @@ def process_bundle(req: FhirRequest, ctx: Context, dispatch: Dispatch) -> FhirRe
     if not isinstance(entries, list):
         raise Invalid("Bundle.entry must be an array", expression="Bundle.entry")
     if len(entries) > ctx.settings.max_bundle_entries:
-        raise Invalid(f"The Bundle has {len(entries)} entries; the limit is {ctx.settings.max_bundle_entries}")
+        raise Invalid(
+            f"The Bundle has {len(entries)} entries; the limit is {ctx.settings.max_bundle_entries}"
+        )
     requests = [_entry_request(i, entry, req) for i, entry in enumerate(entries)]
     if kind == "batch":
         responses = [_run_batch_entry(r, ctx, dispatch) for r in requests]
@@ -63,10 +67,15 @@ def _entry_request(index: int, entry: Any, outer: FhirRequest) -> FhirRequest | 
         return Invalid(f"{where} must be an object", expression=where)
     request = entry.get("request")
     if not isinstance(request, dict):
-        return Invalid(f"{where}.request is required in a batch or transaction", expression=f"{where}.request")
+        return Invalid(
+            f"{where}.request is required in a batch or transaction", expression=f"{where}.request"
+        )
     method, url = request.get("method"), request.get("url")
     if method not in _METHODS:
-        return Invalid(f"{where}.request.method must be one of {', '.join(_METHODS)}", expression=f"{where}.request.method")
+        return Invalid(
+            f"{where}.request.method must be one of {', '.join(_METHODS)}",
+            expression=f"{where}.request.method",
+        )
     if not isinstance(url, str) or not url.strip():
         return Invalid(f"{where}.request.url is required", expression=f"{where}.request.url")
     headers = {"prefer": outer.headers.get("prefer", "")}
@@ -85,21 +94,34 @@ def _entry_request(index: int, entry: Any, outer: FhirRequest) -> FhirRequest | 
         return Invalid(f"{where}.resource is required for {method}", expression=f"{where}.resource")
     sub = FhirRequest.from_url(method, url, headers, body)
     if not sub.segments:
-        return Invalid(f"{where}: a Bundle entry cannot itself be a batch or transaction", expression=f"{where}.request.url")
+        return Invalid(
+            f"{where}: a Bundle entry cannot itself be a batch or transaction",
+            expression=f"{where}.request.url",
+        )
     return sub
 
 
 def _patch_body(where: str, body: Any) -> tuple[Any, str]:
     """In a Bundle a JSON Patch travels as a Binary resource (R4 §3.1.0.5)."""
-    if isinstance(body, dict) and body.get("resourceType") == "Binary" and "json-patch" in str(body.get("contentType")):
+    if (
+        isinstance(body, dict)
+        and body.get("resourceType") == "Binary"
+        and "json-patch" in str(body.get("contentType"))
+    ):
         try:
-            return orjson.loads(base64.b64decode(body.get("data", ""), validate=True)), "application/json-patch+json"
+            return orjson.loads(
+                base64.b64decode(body.get("data", ""), validate=True)
+            ), "application/json-patch+json"
         except (ValueError, orjson.JSONDecodeError):
             pass
-    return Invalid(f"{where}.resource of a PATCH must be a Binary holding a JSON Patch"), "application/json-patch+json"
+    return Invalid(
+        f"{where}.resource of a PATCH must be a Binary holding a JSON Patch"
+    ), "application/json-patch+json"
 
 
-def _run_batch_entry(request: FhirRequest | FhirError, ctx: Context, dispatch: Dispatch) -> FhirResponse | FhirError:
+def _run_batch_entry(
+    request: FhirRequest | FhirError, ctx: Context, dispatch: Dispatch
+) -> FhirResponse | FhirError:
     if isinstance(request, FhirError):
         return request
     if isinstance(request.body, FhirError):
@@ -121,11 +143,8 @@ def _run_transaction(
             raise _at_entry(index, request.body)
     plain = [r for r in requests if isinstance(r, FhirRequest)]
     responses: list[FhirResponse | FhirError | None] = [None] * len(plain)
-    try:
-        identities, existing = _resolve_identities(plain, entries, ctx)
-        _rewrite_references(plain, identities, ctx)
-    except FhirError as error:
-        raise _at_entry(getattr(error, "entry_index", None), error) from error
+    identities, existing = _resolve_identities(plain, entries, ctx)
+    _rewrite_references(plain, identities, ctx)
     creates = [
         i for i, r in enumerate(plain) if r.method == "POST" and len(r.segments) == 1 and i not in existing
     ]
@@ -178,7 +197,9 @@ def _resolve_identities(
             target: str | None = None
             if request.method == "POST" and len(segments) == 1:
                 criteria = request.headers.get("if-none-exist")
-                match = interactions.match_one(ctx, resource_type, criteria, "ifNoneExist") if criteria else None
+                match = (
+                    interactions.match_one(ctx, resource_type, criteria, "ifNoneExist") if criteria else None
+                )
                 if match is not None:
                     existing[index] = match
                     target = f"{resource_type}/{match}"
@@ -199,8 +220,7 @@ def _resolve_identities(
             if target is not None and isinstance(full_url, str):
                 identities[full_url] = target
         except FhirError as error:
-            error.entry_index = index  # type: ignore[attr-defined]
-            raise
+            raise _at_entry(index, error) from error
     return identities, existing
 
 
@@ -215,6 +235,7 @@ def _rewrite_references(requests: list[FhirRequest], identities: dict[str, str],
                 ref["reference"] = identities[text]
                 continue
             parsed = parse_reference(text)
+            error: FhirError
             if parsed.kind == "urn":
                 error = Invalid(f"Reference {text!r} matches no fullUrl in the transaction")
             elif parsed.kind == "conditional" and parsed.resource_type and parsed.query is not None:
@@ -227,20 +248,19 @@ def _rewrite_references(requests: list[FhirRequest], identities: dict[str, str],
                 )
             else:
                 continue
-            error.entry_index = index  # type: ignore[attr-defined]
-            raise error
+            raise _at_entry(index, error)
 
 
-def _at_entry(index: int | None, error: FhirError) -> FhirError:
+def _at_entry(index: int, error: FhirError) -> FhirError:
     """Say which entry failed: prefix diagnostics and expressions with `Bundle.entry[i]`."""
-    if index is None:
-        return error
     where = f"Bundle.entry[{index}]"
     issues = [
         Issue(
             i.code,
             i.diagnostics if i.diagnostics.startswith(where) else f"{where}: {i.diagnostics}",
-            f"{where}.resource.{i.expression.split('.', 1)[1]}" if i.expression and "." in i.expression else where,
+            f"{where}.resource.{i.expression.split('.', 1)[1]}"
+            if i.expression and "." in i.expression
+            else where,
             i.severity,
         )
         for i in error.issues

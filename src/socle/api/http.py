@@ -39,7 +39,11 @@ log = logging.getLogger("socle.api")
 FHIR_JSON = "application/fhir+json"
 _JSON_TYPES = ("application/fhir+json", "application/json", "application/json-patch+json", "text/json")
 _XML_TYPES = ("application/fhir+xml", "application/xml", "text/xml", "xml")
-_FORMAT_ALIASES = {"json": FHIR_JSON, "application/json": "application/json", "application/fhir+json": FHIR_JSON}
+_FORMAT_ALIASES = {
+    "json": FHIR_JSON,
+    "application/json": "application/json",
+    "application/fhir+json": FHIR_JSON,
+}
 
 
 class FhirEndpoint:
@@ -91,7 +95,9 @@ class FhirEndpoint:
         if content_type and content_type not in _JSON_TYPES:
             if any(x in content_type for x in _XML_TYPES):
                 raise UnsupportedMediaType("Socle speaks FHIR JSON only: send application/fhir+json, not XML")
-            raise UnsupportedMediaType(f"Unsupported Content-Type {content_type!r}: send application/fhir+json")
+            raise UnsupportedMediaType(
+                f"Unsupported Content-Type {content_type!r}: send application/fhir+json"
+            )
         if not raw.strip():
             return None  # the handler says whether it needed one
         return parse_json(raw)
@@ -101,7 +107,9 @@ def parse_json(raw: bytes) -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise Invalid(f"The body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from exc
+        raise Invalid(
+            f"The body is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from exc
 
 
 def negotiate(request: Request) -> str:
@@ -110,7 +118,9 @@ def negotiate(request: Request) -> str:
     if fmt is not None:
         chosen = _FORMAT_ALIASES.get(fmt.split(";")[0].strip().lower())
         if chosen is None:
-            raise NotAcceptable(f"_format={fmt!r} is not supported: Socle answers in FHIR JSON (_format=json)")
+            raise NotAcceptable(
+                f"_format={fmt!r} is not supported: Socle answers in FHIR JSON (_format=json)"
+            )
         return chosen
     accept = request.headers.get("accept", "")
     if not accept.strip():
@@ -124,7 +134,9 @@ def negotiate(request: Request) -> str:
     if any(k in ("text/html", "text/*", "text/plain") for k in kinds):
         return FHIR_JSON  # a browser or curl looking at the API: JSON is the only representation
     if any(x in k for k in kinds for x in _XML_TYPES):
-        raise NotAcceptable("Socle answers in FHIR JSON only; XML is not supported (Accept: application/fhir+json)")
+        raise NotAcceptable(
+            "Socle answers in FHIR JSON only; XML is not supported (Accept: application/fhir+json)"
+        )
     raise NotAcceptable(f"Cannot produce {accept!r}: Socle answers in application/fhir+json")
 
 
@@ -144,7 +156,9 @@ def render(response: FhirResponse, media_type: str, pretty: bool, *, head: bool 
         content = b""
     if response.status == 304 or (body is None and response.status == 204):
         return Response(status_code=response.status, headers=headers)
-    return Response(content, status_code=response.status, headers=headers, media_type=f"{media_type}; charset=utf-8")
+    return Response(
+        content, status_code=response.status, headers=headers, media_type=f"{media_type}; charset=utf-8"
+    )
 
 
 def render_error(error: FhirError) -> Response:
@@ -177,7 +191,9 @@ async def handle_http_error(request: Request, exc: Exception) -> Response:
 async def handle_unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return Response(
-        orjson.dumps(operation_outcome([Issue("exception", "Internal server error; the request was not applied")])),
+        orjson.dumps(
+            operation_outcome([Issue("exception", "Internal server error; the request was not applied")])
+        ),
         status_code=500,
         media_type=f"{FHIR_JSON}; charset=utf-8",
     )

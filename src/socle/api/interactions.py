@@ -25,7 +25,9 @@ def require_type(resource_type: str) -> None:
         raise NotFound(f"Unknown resource type {resource_type!r}: not a FHIR R4 resource type")
 
 
-def check_body(body: Any, resource_type: str, *, id: str | None = None, id_required: bool = False) -> dict[str, Any]:
+def check_body(
+    body: Any, resource_type: str, *, id: str | None = None, id_required: bool = False
+) -> dict[str, Any]:
     """The request body must be a valid resource of the URL's type, with the URL's id (R4 §3.1.0.4)."""
     if not isinstance(body, dict):
         raise Invalid("The request body must be a FHIR resource (a JSON object)")
@@ -36,10 +38,14 @@ def check_body(body: Any, resource_type: str, *, id: str | None = None, id_requi
         )
     if id is not None:
         if "id" not in body and id_required:
-            raise Invalid(f"The body of an update must carry the id {id!r} (R4 §3.1.0.4)", expression=f"{resource_type}.id")
+            raise Invalid(
+                f"The body of an update must carry the id {id!r} (R4 §3.1.0.4)",
+                expression=f"{resource_type}.id",
+            )
         if "id" in body and body["id"] != id:
             raise Invalid(
-                f"The body's id {body['id']!r} does not match the id in the URL {id!r}", expression=f"{resource_type}.id"
+                f"The body's id {body['id']!r} does not match the id in the URL {id!r}",
+                expression=f"{resource_type}.id",
             )
     validate_resource(body, resource_type=resource_type)
     return body
@@ -188,7 +194,9 @@ def patch(req: FhirRequest, ctx: Context, resource_type: str, id: str | None) ->
     current = ctx.store.get(ctx.conn, resource_type, id, ctx.access)
     if_match = parse_version_etag(req.headers.get("if-match"), "If-Match")
     if if_match is not None and if_match != current.version:
-        raise PreconditionFailed(f"{resource_type}/{id} is at version {current.version}, not {if_match} (If-Match)")
+        raise PreconditionFailed(
+            f"{resource_type}/{id} is at version {current.version}, not {if_match} (If-Match)"
+        )
     try:
         patched = jsonpatch.apply_patch(current.resource, req.body)
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException, TypeError, ValueError) as exc:

@@ -56,10 +56,14 @@ class FhirRequest:
         return result
 
     @classmethod
-    def from_url(cls, method: str, url: str, headers: Mapping[str, str] | None = None, body: Any = None) -> FhirRequest:
+    def from_url(
+        cls, method: str, url: str, headers: Mapping[str, str] | None = None, body: Any = None
+    ) -> FhirRequest:
         """Build from a Bundle.entry.request.url, which is relative to the base (R4 §3.1.0.11.2)."""
         path, _, query = url.partition("?")
-        return cls(method.upper(), path.strip("/"), parse_qsl(query, keep_blank_values=True), headers or {}, body)
+        return cls(
+            method.upper(), path.strip("/"), parse_qsl(query, keep_blank_values=True), headers or {}, body
+        )
 
 
 @dataclass
@@ -93,5 +97,5 @@ def parse_version_etag(value: str | None, header: str) -> int | None:
         text = text[2:]
     text = text.strip('"')
     if not text.isdigit():
-        raise Invalid(f"{header} must be a version ETag such as W/\"3\", got {value!r}")
+        raise Invalid(f'{header} must be a version ETag such as W/"3", got {value!r}')
     return int(text)

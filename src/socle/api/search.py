@@ -29,12 +29,20 @@ def search_type(req: FhirRequest, ctx: Context, resource_type: str) -> FhirRespo
     cursor = cursor_param(FhirRequest("GET", "", params), 1)
     strict = req.prefer.get("handling") == "strict"
     versions, next_key, unknown = ctx.store.search_page(
-        ctx.conn, resource_type, criteria, ctx.access, count=count, after=cursor[0] if cursor else None, strict=strict
+        ctx.conn,
+        resource_type,
+        criteria,
+        ctx.access,
+        count=count,
+        after=cursor[0] if cursor else None,
+        strict=strict,
     )
     kept = [(k, v) for k, v in params if k not in ("_cursor", "_format", "_pretty")]
     links = [{"relation": "self", "url": link(ctx, resource_type, kept)}]
     if next_key is not None:
-        links.append({"relation": "next", "url": link(ctx, resource_type, [*kept, ("_cursor", str(next_key))])})
+        links.append(
+            {"relation": "next", "url": link(ctx, resource_type, [*kept, ("_cursor", str(next_key))])}
+        )
     entries: list[dict[str, Any]] = []
     for version in versions:
         entry = resource_entry(ctx, version)
@@ -47,7 +55,11 @@ def search_type(req: FhirRequest, ctx: Context, resource_type: str) -> FhirRespo
                 "resource": {
                     "resourceType": "OperationOutcome",
                     "issue": [
-                        {"severity": "warning", "code": "not-supported", "diagnostics": f"Unknown search parameter {name!r} ignored"}
+                        {
+                            "severity": "warning",
+                            "code": "not-supported",
+                            "diagnostics": f"Unknown search parameter {name!r} ignored",
+                        }
                         for name in unknown
                     ],
                 },

@@ -21,7 +21,11 @@ class Issue:
     severity: str = "error"
 
     def to_fhir(self) -> dict[str, Any]:
-        issue: dict[str, Any] = {"severity": self.severity, "code": self.code, "diagnostics": self.diagnostics}
+        issue: dict[str, Any] = {
+            "severity": self.severity,
+            "code": self.code,
+            "diagnostics": self.diagnostics,
+        }
         if self.expression:
             issue["expression"] = [self.expression]
         return issue
@@ -120,7 +124,7 @@ class TooCostly(FhirError):
 
 
 class NotSupported(FhirError):
-    """A valid request for something Socle does not implement (501 would hide a client bug; FHIR uses 400/422)."""
+    """A valid request for something Socle does not implement (FHIR answers 400 with not-supported)."""
 
     status = 400
     issue_code = "not-supported"

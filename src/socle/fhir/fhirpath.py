@@ -39,8 +39,20 @@ from socle.fhir._fhirpath_parser import (
     Var,
     parse,
 )
+from socle.fhir._fhirpath_runtime import (
+    FUNCTIONS,
+    LOGIC,
+    Fn,
+    ResolvedReference,
+    const,
+    equal,
+    identity,
+    is_type,
+    navigate,
+    resolve_one,
+    truth,
+)
 from socle.fhir.package import package_resources
-from socle.fhir.references import parse_reference
 from socle.fhir.structure import Model, compiled_schema
 
 __all__ = [
@@ -53,8 +65,6 @@ __all__ = [
 ]
 
 Extractor = Callable[[Mapping[str, Any]], list[Any]]
-# A compiled node: (focus collection, root resource) -> result collection.
-_Fn = Callable[[list[Any], Any], list[Any]]
 # A static type: the FHIR type name and, for complex types and backbone elements, its element model.
 _Type = tuple[str, Model | None]
 _Types = tuple[_Type, ...] | None  # the possible types of a node's result; None when unknown
@@ -64,23 +74,16 @@ class FhirPathUnsupported(ValueError):
     """Valid FHIRPath that the native compiler does not handle."""
 
 
-@dataclass(frozen=True, slots=True)
-class ResolvedReference:
-    """What `resolve()` yields without a database: the target's type (and id) read from the reference."""
-
-    type: str | None
-    id: str | None
-
-
 @dataclass(frozen=True)
 class _Node:
-    fn: _Fn | None  # None: statically empty
+    fn: Fn | None  # None: statically empty
     types: _Types
 
 
 _EMPTY = _Node(None, None)
 _ABSTRACT = ("Resource", "DomainResource")
 _BOOLEAN: _Types = (("boolean", None),)
+_INTEGER: _Types = (("integer", None),)
 
 
 def _same_type(a: str, b: str) -> bool:
@@ -107,80 +110,6 @@ _VARIABLES = {
 }
 
 
-def _identity(items: list[Any], root: Any) -> list[Any]:
-    return items
-
-
-def _const(value: Any) -> _Fn:
-    result = [value]
-    return lambda items, root: list(result)
-
-
-def _navigate(base: _Fn, keys: tuple[str, ...]) -> _Fn:
-    """Member access: flatten arrays, skip absent keys and JSON nulls (R4 §2.6.2 JSON arrays)."""
-
-    def fn(items: list[Any], root: Any) -> list[Any]:
-        out: list[Any] = []
-        for item in base(items, root):
-            if type(item) is dict:
-                for key in keys:
-                    value = item.get(key)
-                    if value is None:
-                        continue
-                    if type(value) is list:
-                        out.extend([v for v in value if v is not None])
-                    else:
-                        out.append(value)
-        return out
-
-    return fn
-
-
-def _resolve_one(value: Any, root: Any) -> ResolvedReference | None:
-    text = value.get("reference") if type(value) is dict else value
-    if type(text) is str:
-        if text.startswith("#") and type(root) is dict:  # contained: look at the resource it names
-            for contained in root.get("contained", ()):
-                if contained.get("id") == text[1:]:
-                    return ResolvedReference(contained.get("resourceType"), text[1:])
-            return None
-        target = parse_reference(text)
-        if target.resource_type is not None:
-            return ResolvedReference(target.resource_type, target.id)
-    if type(value) is dict and type(value.get("type")) is str:
-        return ResolvedReference(value["type"], None)
-    return None
-
-
-def _is_type(value: Any, type_name: str) -> bool:
-    if isinstance(value, ResolvedReference):
-        actual = value.type
-    elif type(value) is dict and "resourceType" in value:
-        actual = value["resourceType"]
-    else:
-        raise FhirPathUnsupported(f"runtime type test on {type(value).__name__}")
-    return actual == type_name or type_name in ("Resource", "DomainResource")
-
-
-def _truth(result: list[Any]) -> bool | None:
-    """Singleton evaluation of collections as booleans (FHIRPath N1 §4.5)."""
-    if not result:
-        return None
-    if len(result) == 1 and type(result[0]) is bool:
-        return result[0]
-    return True
-
-
-def _equal(left: list[Any], right: list[Any]) -> bool:
-    # `True == 1` in Python but not in FHIRPath: compare types first (numbers compare across int/float).
-    if len(left) != len(right):
-        return False
-    for a, b in zip(left, right, strict=True):
-        if (type(a) is bool) != (type(b) is bool) or a != b:
-            return False
-    return True
-
-
 class _Compiler:
     def __init__(self, text: str, resource_type: str | None) -> None:
         self.text = text
@@ -189,7 +118,7 @@ class _Compiler:
 
     def compile(self, expr: Expr, focus: _Node) -> _Node:
         if isinstance(expr, Literal):
-            return _Node(_const(expr.value), None)
+            return _Node(const(expr.value), None)
         if isinstance(expr, Ident):
             if expr.name[:1].isupper() and _is_resource_type(expr.name):
                 return self.type_root(expr.name, focus)
@@ -205,7 +134,7 @@ class _Compiler:
         if isinstance(expr, TypeOp):
             if expr.op == "as":
                 return self.cast(expr.operand, expr.type_name, focus)
-            return self.is_type(self.compile(expr.operand, focus), expr.type_name)
+            return self.type_test(self.compile(expr.operand, focus), expr.type_name)
         return self.binary(expr, focus)
 
     def unsupported(self, what: str) -> FhirPathUnsupported:
@@ -235,7 +164,7 @@ class _Compiler:
         if name in ("%resource", "%rootResource", "%context"):
             return _Node(lambda items, root: [root], self.root_types)
         if name in _VARIABLES:
-            return _Node(_const(_VARIABLES[name]), (("uri", None),))
+            return _Node(const(_VARIABLES[name]), (("uri", None),))
         raise self.unsupported(f"variable {name}")
 
     def children(self, base: _Node, name: str, only: str | None) -> tuple[list[tuple[str, _Type]], bool]:
@@ -264,9 +193,12 @@ class _Compiler:
             return _EMPTY
         kids, known = self.children(base, name, only)
         if not kids:
+            if only is None:  # a misspelt path in a custom SearchParameter: say so at registration
+                parents = ", ".join(t for t, _ in base.types or ())
+                raise FhirPathSyntaxError(f"{parents} has no element {name!r} in {self.text!r}")
             return _EMPTY
         types = tuple(dict.fromkeys(t for _, t in kids)) if known else None
-        return _Node(_navigate(base.fn, tuple(key for key, _ in kids)), types)
+        return _Node(navigate(base.fn, tuple(key for key, _ in kids)), types)
 
     def cast(self, operand: Expr, type_name: str, focus: _Node) -> _Node:
         """`x as T` / `x.as(T)` / `x.ofType(T)`: on a choice element, read the `<name><T>` key."""
@@ -282,16 +214,16 @@ class _Compiler:
         if node.types is not None and not any(_same_type(t, type_name) for t, _ in node.types):
             return _EMPTY
         base = node.fn
-        return _Node(lambda items, root: [v for v in base(items, root) if _is_type(v, type_name)], None)
+        return _Node(lambda items, root: [v for v in base(items, root) if is_type(v, type_name)], None)
 
-    def is_type(self, node: _Node, type_name: str) -> _Node:
+    def type_test(self, node: _Node, type_name: str) -> _Node:
         if node.fn is None:
             return _EMPTY
         base = node.fn
 
         def fn(items: list[Any], root: Any) -> list[Any]:
             values = base(items, root)
-            return [_is_type(values[0], type_name)] if len(values) == 1 else []
+            return [is_type(values[0], type_name)] if len(values) == 1 else []
 
         return _Node(fn, _BOOLEAN)
 
@@ -312,7 +244,7 @@ class _Compiler:
             return self.cast(expr.base if expr.base is not None else Var("$this"), args[0].name, focus)
         base = self.compile(expr.base, focus) if expr.base is not None else focus
         if name == "is" and len(args) == 1 and isinstance(args[0], Ident):
-            return self.is_type(base, args[0].name)
+            return self.type_test(base, args[0].name)
         if name == "where" and len(args) == 1:
             return self.where(base, args[0])
         if name == "exists" and len(args) == 1:
@@ -326,36 +258,23 @@ class _Compiler:
         return self.collection_fn(base, name)
 
     def collection_fn(self, base: _Node, name: str) -> _Node:
-        """Functions without arguments (FHIRPath N1 §5.1, §5.3, and FHIR's `resolve()`)."""
-        fn = base.fn or _identity
-        empty = base.fn is None
-        ops: dict[str, tuple[Callable[[list[Any], Any], list[Any]], _Types]] = {
-            "exists": (lambda v, r: [bool(v)], _BOOLEAN),
-            "empty": (lambda v, r: [not v], _BOOLEAN),
-            "count": (lambda v, r: [len(v)], (("integer", None),)),
-            "first": (lambda v, r: v[:1], base.types),
-            "last": (lambda v, r: v[-1:], base.types),
-            "tail": (lambda v, r: v[1:], base.types),
-            "single": (lambda v, r: v if len(v) == 1 else [], base.types),
-            "hasValue": (lambda v, r: [len(v) == 1 and type(v[0]) is not dict], _BOOLEAN),
-            "getValue": (lambda v, r: [x for x in v if type(x) is not dict], base.types),
-            "not": (lambda v, r: [] if _truth(v) is None else [not _truth(v)], _BOOLEAN),
-            "resolve": (lambda v, r: [t for x in v if (t := _resolve_one(x, r)) is not None], None),
-        }
-        if name not in ops:
+        """Functions without arguments (`_fhirpath_runtime.FUNCTIONS`)."""
+        if name not in FUNCTIONS:
             raise self.unsupported(f"function {name}()")
-        op, types = ops[name]
-        if empty and name not in ("exists", "empty", "count", "not"):
+        op, result = FUNCTIONS[name]
+        types = {"boolean": _BOOLEAN, "integer": _INTEGER, "input": base.types}.get(result)
+        source = base.fn
+        if source is None:
+            if result in ("boolean", "integer"):  # exists(), count() of nothing still answer
+                return _Node(lambda items, root: op([], root), types)
             return _EMPTY
-        if empty:
-            return _Node(lambda items, root: op([], root), types)
-        return _Node(lambda items, root: op(fn(items, root), root), types)
+        return _Node(lambda items, root: op(source(items, root), root), types)
 
     def extension(self, base: _Node, url: str) -> _Node:
         """FHIR's `extension(url)` (R4 §2.6.2.1 fhirpath.html#functions): extensions with that url."""
         if base.fn is None:
             return _EMPTY
-        source = _navigate(base.fn, ("extension",))
+        source = navigate(base.fn, ("extension",))
 
         def fn(items: list[Any], root: Any) -> list[Any]:
             return [e for e in source(items, root) if type(e) is dict and e.get("url") == url]
@@ -380,7 +299,7 @@ class _Compiler:
             def by_target(items: list[Any], root: Any) -> list[Any]:
                 out = []
                 for v in source(items, root):
-                    resolved = _resolve_one(v, root)
+                    resolved = resolve_one(v, root)
                     if resolved is not None and resolved.type == target:
                         out.append(v)
                 return out
@@ -401,7 +320,7 @@ class _Compiler:
                 ],
                 base.types,
             )
-        test = self.compile(criteria, _Node(_identity, base.types)).fn
+        test = self.compile(criteria, _Node(identity, base.types)).fn
         if test is None:
             return _EMPTY
         check = test
@@ -423,40 +342,15 @@ class _Compiler:
 
             def eq(items: list[Any], root: Any) -> list[Any]:
                 a, b = lfn(items, root), rfn(items, root)
-                return [_equal(a, b) != negate] if a and b else []
+                return [equal(a, b) != negate] if a and b else []
 
             return _Node(eq, _BOOLEAN)
         if expr.op in ("and", "or", "xor", "implies"):
-            logic = _LOGIC[expr.op]
+            logic = LOGIC[expr.op]
             return _Node(
-                lambda items, root: logic(_truth(lfn(items, root)), _truth(rfn(items, root))), _BOOLEAN
+                lambda items, root: logic(truth(lfn(items, root)), truth(rfn(items, root))), _BOOLEAN
             )
         raise self.unsupported(f"operator {expr.op!r}")
-
-
-def _and(a: bool | None, b: bool | None) -> list[Any]:
-    if a is False or b is False:
-        return [False]
-    return [True] if a and b else []
-
-
-def _or(a: bool | None, b: bool | None) -> list[Any]:
-    if a is True or b is True:
-        return [True]
-    return [False] if a is False and b is False else []
-
-
-def _xor(a: bool | None, b: bool | None) -> list[Any]:
-    return [] if a is None or b is None else [a != b]
-
-
-def _implies(a: bool | None, b: bool | None) -> list[Any]:
-    if a is False or b is True:
-        return [True]
-    return [False] if a is True and b is False else []
-
-
-_LOGIC = {"and": _and, "or": _or, "xor": _xor, "implies": _implies}
 
 
 def compile_native(expression: str, resource_type: str | None = None) -> Extractor:
@@ -466,7 +360,7 @@ def compile_native(expression: str, resource_type: str | None = None) -> Extract
     at other types are pruned and the root type is not re-checked at run time.
     """
     compiler = _Compiler(expression, resource_type)
-    node = compiler.compile(parse(expression), _Node(_identity, compiler.root_types))
+    node = compiler.compile(parse(expression), _Node(identity, compiler.root_types))
     fn = node.fn
     if fn is None:
         return lambda resource: []

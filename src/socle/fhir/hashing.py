@@ -40,11 +40,15 @@ def param_hash(resource_type: str, param: str) -> int:
     return hash64(resource_type, param)
 
 
+# Codes, systems and units repeat across resources (status `final`, LOINC): a bounded cache makes
+# the common hashes a dict lookup during bulk loads. The functions are pure, so caching is safe.
+@functools.lru_cache(maxsize=65536)
 def value_hash(resource_type: str, param: str, value: str) -> int:
     """A parameter and one value (a code, a uri, a URL, a unit), whatever its system."""
     return hash64(resource_type, param, value)
 
 
+@functools.lru_cache(maxsize=65536)
 def system_value_hash(resource_type: str, param: str, system: str, value: str) -> int:
     """A parameter and a (system, value) pair: `system|code`, `|code` (system ""), `Type/id`."""
     return hash64(resource_type, param, system, value)

@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
-from typing import Literal, cast
+from typing import Literal, cast, get_args
 from urllib.parse import unquote
 
 from socle.fhir.errors import Invalid, Issue
@@ -46,7 +46,7 @@ __all__ = [
 ]
 
 Prefix = Literal["eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"]
-PREFIXES: frozenset[str] = frozenset(Prefix.__args__)  # type: ignore[attr-defined]
+PREFIXES: frozenset[str] = frozenset(get_args(Prefix))
 CONTROLS = frozenset(
     {"_count", "_sort", "_include", "_revinclude", "_summary", "_elements", "_total", "_contained"}
     | {"_containedType", "_format", "_pretty", "_offset"}
@@ -195,7 +195,7 @@ def _value(param: SearchParam, modifier: str | None, text: str) -> SearchValue:
         if text not in ("true", "false"):
             raise Invalid(f"{param.name}:missing takes true or false, not {text!r}")
         return MissingValue(text == "true")
-    if kind == "token" and modifier == "text" or kind == "string":
+    if (kind == "token" and modifier == "text") or kind == "string":
         return StringValue(_unescape(text))
     if kind == "token" or (kind == "reference" and modifier == "identifier"):
         parts = _split_bar(text)

@@ -13,7 +13,9 @@ def resource_types() -> frozenset[str]:
     return frozenset(
         sd["type"]
         for sd in package_resources("StructureDefinition")
-        if sd.get("kind") == "resource" and not sd.get("abstract") and sd.get("derivation") == "specialization"
+        if sd.get("kind") == "resource"
+        and not sd.get("abstract")
+        and sd.get("derivation") == "specialization"
     )
 
 

@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any, Literal, cast, get_args
 
 from socle.fhir._index_values import (
     ADDERS,
@@ -36,6 +36,7 @@ from socle.fhir.package import package_resources
 __all__ = [
     "OPEN_HIGH",
     "OPEN_LOW",
+    "RESOURCE_COLUMNS",
     "Component",
     "IndexValues",
     "SearchParam",
@@ -51,7 +52,7 @@ __all__ = [
 SearchType = Literal[
     "number", "date", "string", "token", "reference", "composite", "quantity", "uri", "special"
 ]
-_SEARCH_TYPES = frozenset(SearchType.__args__)  # type: ignore[attr-defined]
+_SEARCH_TYPES = frozenset(get_args(SearchType))
 _ALL_TYPES = ("Resource", "DomainResource")
 # Answered from the `resource` table (id, updated_at), so not copied into index tables.
 RESOURCE_COLUMNS = frozenset({"_id", "_lastUpdated"})
@@ -118,12 +119,20 @@ def _definition(resource: Mapping[str, Any]) -> _Definition:
     )
 
 
+@dataclass(frozen=True)
+class _Compiled:
+    """One type's parameters, plus the (name, normaliser, extractor) triples extraction loops over."""
+
+    params: Mapping[str, SearchParam]
+    indexers: tuple[tuple[str, Callable[[IndexValues, str, Any], None], Extractor], ...]
+
+
 class SearchParamRegistry:
     """Search parameters by resource type and name; compiled lazily, once per type, thread-safely."""
 
     def __init__(self, definitions: Iterable[Mapping[str, Any]] = ()) -> None:
         self._definitions: dict[tuple[str, str], _Definition] = {}
-        self._compiled: dict[str, Mapping[str, SearchParam]] = {}
+        self._compiled: dict[str, _Compiled] = {}
         self._lock = threading.Lock()
         for resource in definitions:
             self._register(_definition(resource))
@@ -146,6 +155,9 @@ class SearchParamRegistry:
 
     def params(self, resource_type: str) -> Mapping[str, SearchParam]:
         """The parameters of `resource_type`, by name (base `Resource` ones included)."""
+        return self._for(resource_type).params
+
+    def _for(self, resource_type: str) -> _Compiled:
         compiled = self._compiled.get(resource_type)
         if compiled is None:
             with self._lock:
@@ -158,7 +170,7 @@ class SearchParamRegistry:
     def get(self, resource_type: str, name: str) -> SearchParam | None:
         return self.params(resource_type).get(name)
 
-    def _compile(self, resource_type: str) -> Mapping[str, SearchParam]:
+    def _compile(self, resource_type: str) -> _Compiled:
         params: dict[str, SearchParam] = {}
         for base in (*_ALL_TYPES, resource_type):  # the type's own definitions win over Resource's
             for (owner, name), d in self._definitions.items():
@@ -170,7 +182,12 @@ class SearchParamRegistry:
                 params[name] = SearchParam(
                     d.name, d.type, d.url, resource_type, d.expression, d.targets, d.components, extract
                 )
-        return params
+        indexers = tuple(
+            (p.name, ADDERS[p.type], p.extract)
+            for p in params.values()
+            if p.indexed and p.extract is not None
+        )
+        return _Compiled(params, indexers)
 
 
 @functools.cache
@@ -191,13 +208,7 @@ def extract_index_values(
 ) -> IndexValues:
     """The normalised values of every indexed parameter of `resource` (see `IndexValues`)."""
     out = IndexValues()
-    for param in (params or registry()).params(resource["resourceType"]).values():
-        extract = param.extract
-        if extract is None or param.name in RESOURCE_COLUMNS:
-            continue
-        values = extract(resource)
-        if values:
-            add = ADDERS[param.type]
-            for value in values:
-                add(out, param.name, value)
+    for name, add, extract in (params or registry())._for(resource["resourceType"]).indexers:
+        for value in extract(resource):
+            add(out, name, value)
     return out

@@ -378,7 +378,7 @@ class Store:
                         return self.create(conn, body), True
                 except Conflict:
                     continue  # created concurrently: update that one instead
-            key, version, deleted = current
+            key, version, deleted = int(current[0]), int(current[1]), bool(current[2])
             if if_match is not None and if_match != version:
                 raise PreconditionFailed(
                     f"{resource_type}/{id} is at version {version}, not {if_match} (If-Match)",
@@ -406,7 +406,7 @@ class Store:
                 if if_match is not None:
                     raise PreconditionFailed(f"{resource_type}/{id} does not exist (If-Match: {if_match})")
                 return None
-            key, version, _, compartment = current
+            key, version, compartment = int(current[0]), int(current[1]), current[3]
             if if_match is not None and if_match != version:
                 raise PreconditionFailed(
                     f"{resource_type}/{id} is at version {version}, not {if_match} (If-Match)"

@@ -48,6 +48,7 @@ def _static_part(routes: tuple[Route, ...]) -> dict[str, Any]:
                 "conditionalDelete": "single" if "conditional-delete" in type_codes else "not-supported",
                 "referencePolicy": ["literal", "local", "enforced"],
                 "searchParam": _search_params(resource_type) if "search-type" in type_codes else [],
+                "operation": _operations(resource_type),
             }
         )
     return {
@@ -65,9 +66,28 @@ def _static_part(routes: tuple[Route, ...]) -> dict[str, Any]:
                 "mode": "server",
                 "resource": resources,
                 "interaction": [{"code": code} for code in system_codes],
+                "operation": _operations(None),
             }
         ],
     }
+
+
+def _operations(resource_type: str | None) -> list[dict[str, str]]:
+    """Operations registered in the operation table, at system level (None) or for a type."""
+    from socle.api.operation_table import OPERATIONS
+
+    seen: dict[str, dict[str, str]] = {}
+    for op in OPERATIONS:
+        if resource_type is None and "system" not in op.levels:
+            continue
+        if resource_type is not None and (
+            not op.levels & {"type", "instance"}
+            or (op.resource_types is not None and resource_type not in op.resource_types)
+        ):
+            continue
+        definition = op.definition or f"http://hl7.org/fhir/OperationDefinition/{op.name[1:]}"
+        seen.setdefault(op.name, {"name": op.name[1:], "definition": definition})
+    return list(seen.values())
 
 
 def _search_params(resource_type: str) -> list[dict[str, Any]]:

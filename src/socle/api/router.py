@@ -10,7 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from socle.api import bundles, capability, history, interactions, search
+from socle.api import (
+    bundles,
+    capability,
+    history,
+    interactions,
+    ops,  # noqa: F401  (registers the operations)
+    search,
+)
+from socle.api.operation_table import find_operation
 from socle.api.request import Context, FhirRequest, FhirResponse
 from socle.fhir.errors import MethodNotAllowed, NotFound, NotSupported
 
@@ -53,6 +61,26 @@ def _conditional_delete(req: FhirRequest, ctx: Context, type_: str) -> FhirRespo
     return interactions.delete(req, ctx, type_, None)
 
 
+def _operation(req: FhirRequest, ctx: Context, *args: str) -> FhirResponse:
+    """`[base]/$op`, `[base]/Type/$op`, `[base]/Type/id/$op`: look the operation up by name and level."""
+    *target, name = args
+    resource_type = target[0] if target else None
+    id = target[1] if len(target) > 1 else None
+    level = ("system", "type", "instance")[len(target)]
+    if resource_type is not None:
+        interactions.require_type(resource_type)
+    candidates = find_operation(name, level, resource_type)
+    if not candidates:
+        where = "/".join(target) or "the system level"
+        raise NotSupported(f"The operation {name} is not supported on {where}")
+    method = "GET" if req.method == "HEAD" else req.method
+    for op in candidates:
+        if method in op.methods:
+            return op.handler(req, ctx, resource_type, id)
+    allowed = sorted({m for op in candidates for m in op.methods})
+    raise MethodNotAllowed(f"{name} takes {' or '.join(allowed)}", headers={"Allow": ", ".join(allowed)})
+
+
 def _metadata(req: FhirRequest, ctx: Context) -> FhirResponse:
     return FhirResponse(200, capability.capability_statement(ctx, ROUTES))
 
@@ -75,6 +103,12 @@ ROUTES: tuple[Route, ...] = (
     Route("DELETE", ("{type}", "{id}"), interactions.delete, "delete"),
     Route("GET", ("{type}", "{id}", "_history"), _instance_history, "history-instance"),
     Route("GET", ("{type}", "{id}", "_history", "{vid}"), interactions.vread, "vread"),
+    # Operations, looked up in the operation table (after any explicit route above).
+    *(
+        Route(method, shape, _operation, None, "operation")
+        for method in ("GET", "POST")
+        for shape in (("{op}",), ("{type}", "{op}"), ("{type}", "{id}", "{op}"))
+    ),
 )
 
 
@@ -83,7 +117,11 @@ def _match(shape: tuple[str, ...], segments: list[str]) -> list[str] | None:
         return None
     args = []
     for token, segment in zip(shape, segments, strict=True):
-        if token.startswith("{"):
+        if token == "{op}":
+            if not segment.startswith("$"):
+                return None
+            args.append(segment)
+        elif token.startswith("{"):
             if segment.startswith(("_", "$")) and token != "{vid}":
                 return None
             args.append(segment)
@@ -107,8 +145,6 @@ def dispatch(req: FhirRequest, ctx: Context) -> FhirResponse:
         raise MethodNotAllowed(
             f"{req.method} is not allowed on /{req.path}", headers={"Allow": ", ".join(sorted(set(allowed)))}
         )
-    if segments and any(s.startswith("$") for s in segments):
-        raise NotSupported(f"The operation {next(s for s in segments if s.startswith('$'))} is not supported")
     if len(segments) == 3:
         raise NotSupported(f"Compartment search /{req.path} is not supported yet")
     raise NotFound(f"No FHIR interaction at /{req.path}")

@@ -47,9 +47,10 @@ def iter_references(node: Any) -> Iterator[dict[str, Any]]:
     if isinstance(node, dict):
         if isinstance(node.get("reference"), str):
             yield node
-        for key, value in node.items():
-            if isinstance(value, dict | list) and key != "reference":
+        for value in node.values():
+            if type(value) is dict or type(value) is list:
                 yield from iter_references(value)
     elif isinstance(node, list):
         for item in node:
-            yield from iter_references(item)
+            if type(item) is dict or type(item) is list:
+                yield from iter_references(item)

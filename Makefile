@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8080
-DEMO_DB ?= sqlite:///var/demo.db
+DEMO_DB := sqlite:///var/demo.db
 
 .PHONY: install services demo serve test check bench clean
 
@@ -16,6 +16,11 @@ $(VENV)/.installed: $(BIN)/python requirements.lock pyproject.toml
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
 	touch $@
 
+# Node is only used by the test suite: the Medplum cross-check of search results.
+tests/crosscheck/node_modules/.installed: tests/crosscheck/package-lock.json
+	npm ci --prefix tests/crosscheck --no-audit --no-fund --loglevel=error
+	touch $@
+
 install: $(VENV)/.installed
 
 # PostgreSQL is the production backend; every store test runs on it too, so make sure it is up.
@@ -24,7 +29,9 @@ services:
 	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 	@pg_isready -h 127.0.0.1 -p 5432
 
+# The demo database is rebuilt from scratch on every run, so loading never duplicates it.
 demo: install
+	rm -f var/demo.db var/demo.db-wal var/demo.db-shm
 	$(BIN)/socle db upgrade --database $(DEMO_DB)
 	$(BIN)/socle load data/synthea/synthea-r4-25-patients.tgz --database $(DEMO_DB)
 	$(BIN)/socle serve --host 127.0.0.1 --port $(PORT) --database $(DEMO_DB)
@@ -32,7 +39,7 @@ demo: install
 serve: install
 	$(BIN)/socle serve --port $(PORT)
 
-test: install services
+test: install services tests/crosscheck/node_modules/.installed
 	$(BIN)/pytest -q -p no:cacheprovider
 
 check: install

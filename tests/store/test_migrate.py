@@ -6,14 +6,17 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 
+from socle.referentials.identity import registry_schema  # noqa: F401  (identity tables)
 from socle.store import indexes  # noqa: F401  (registers the index tables)
+from socle.store.fulltext import include_name
 from socle.store.migrate import current, downgrade, upgrade
 from socle.store.schema import metadata
 
 
 def test_head_matches_the_declared_schema(engine: Engine) -> None:
     with engine.connect() as conn:
-        diff = compare_metadata(MigrationContext.configure(conn), metadata)
+        context = MigrationContext.configure(conn, opts={"include_name": include_name})
+        diff = compare_metadata(context, metadata)
     assert diff == []
 
 

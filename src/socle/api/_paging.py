@@ -40,6 +40,6 @@ def cursor_param(req: FhirRequest, parts: int) -> tuple[int, ...] | None:
     if text is None:
         return None
     pieces = text.split(".")
-    if len(pieces) != parts or not all(p.lstrip("-").isdigit() for p in pieces):
+    if len(pieces) != parts or not all(p.lstrip("-").isdigit() and len(p) <= 18 for p in pieces):
         raise Invalid(f"_cursor {text!r} is not a cursor this server issued", expression="_cursor")
     return tuple(int(p) for p in pieces)

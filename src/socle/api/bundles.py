@@ -37,7 +37,9 @@ def process_bundle(req: FhirRequest, ctx: Context, dispatch: Dispatch) -> FhirRe
         )
     kind = bundle.get("type")
     if kind not in ("batch", "transaction"):
-        raise Invalid(f"Bundle.type must be batch or transaction, not {kind!r}", expression="Bundle.type")
+        raise Invalid(
+            f"Bundle.type must be batch or transaction, not {interactions.describe(kind)}", expression="Bundle.type"
+        )
     entries = bundle.get("entry", [])
     if not isinstance(entries, list):
         raise Invalid("Bundle.entry must be an array", expression="Bundle.entry")

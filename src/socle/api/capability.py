@@ -32,6 +32,7 @@ def _static_part(routes: tuple[Route, ...]) -> dict[str, Any]:
     type_codes = {r.interaction for r in routes if r.level == "type" and r.interaction}
     system_codes = [r.interaction for r in routes if r.level == "system" and r.interaction]
     interactions = [{"code": code} for code in sorted(type_codes - _CONDITIONAL)]
+    searchable = "search-type" in type_codes
     resources = []
     for resource_type in sorted(resource_types()):
         resources.append(
@@ -47,7 +48,9 @@ def _static_part(routes: tuple[Route, ...]) -> dict[str, Any]:
                 "conditionalUpdate": "conditional-update" in type_codes,
                 "conditionalDelete": "single" if "conditional-delete" in type_codes else "not-supported",
                 "referencePolicy": ["literal", "local", "enforced"],
-                "searchParam": _search_params(resource_type) if "search-type" in type_codes else [],
+                "searchInclude": _includes(resource_type) if searchable else [],
+                "searchRevInclude": _rev_includes().get(resource_type, []) if searchable else [],
+                "searchParam": _search_params(resource_type) if searchable else [],
                 "operation": _operations(resource_type),
             }
         )
@@ -66,7 +69,9 @@ def _static_part(routes: tuple[Route, ...]) -> dict[str, Any]:
                 "mode": "server",
                 "resource": resources,
                 "interaction": [{"code": code} for code in system_codes],
+                "searchParam": _system_search_params() if "search-system" in system_codes else [],
                 "operation": _operations(None),
+                "compartment": sorted({r.compartment for r in routes if r.compartment}),
             }
         ],
     }
@@ -88,6 +93,41 @@ def _operations(resource_type: str | None) -> list[dict[str, str]]:
         definition = op.definition or f"http://hl7.org/fhir/OperationDefinition/{op.name[1:]}"
         seen.setdefault(op.name, {"name": op.name[1:], "definition": definition})
     return list(seen.values())
+
+
+def _reference_params(resource_type: str) -> list[tuple[str, tuple[str, ...]]]:
+    """(name, target types) of the reference parameters `_include`/`_revinclude` can follow."""
+    from socle.fhir.search_params import registry
+
+    return sorted(
+        (p.name, p.targets)
+        for p in registry().params(resource_type).values()
+        if p.type == "reference" and p.expression is not None
+    )
+
+
+def _includes(resource_type: str) -> list[str]:
+    return ["*", f"{resource_type}:*", *(f"{resource_type}:{n}" for n, _ in _reference_params(resource_type))]
+
+
+@functools.cache
+def _rev_includes() -> dict[str, list[str]]:
+    """Target type → the `Source:param` that may point to it (a parameter without targets: any type)."""
+    everything = sorted(resource_types())
+    found: dict[str, list[str]] = {}
+    for source in everything:
+        for name, targets in _reference_params(source):
+            for target in targets or everything:
+                found.setdefault(target, []).append(f"{source}:{name}")
+    return found
+
+
+def _system_search_params() -> list[dict[str, Any]]:
+    """What `GET [base]?...` accepts without `_type`: the parameters defined on Resource."""
+    return [p for p in _search_params("Resource") if p["definition"].startswith(_RESOURCE_PARAM)]
+
+
+_RESOURCE_PARAM = "http://hl7.org/fhir/SearchParameter/Resource-"
 
 
 def _search_params(resource_type: str) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from socle.api.operation_table import runs_own_transactions
 from socle.api.request import Context, FhirRequest, FhirResponse
 from socle.api.router import dispatch
 from socle.config import Settings
@@ -31,6 +32,7 @@ from socle.fhir.errors import (
     UnsupportedMediaType,
     operation_outcome,
 )
+from socle.services import search_parameters
 from socle.store.access import SYSTEM
 from socle.store.repository import Store
 
@@ -69,10 +71,17 @@ class FhirEndpoint:
         return render(response, media_type, pretty, head=request.method == "HEAD")
 
     def _execute(self, req: FhirRequest, base_url: str) -> FhirResponse:
-        opener = self.store.read if req.method in ("GET", "HEAD") else self.store.write
-        with opener() as conn:
-            ctx = Context(self.store, conn, SYSTEM, self.settings, base_url)
-            return dispatch(req, ctx)
+        writes = req.method not in ("GET", "HEAD") and not runs_own_transactions(req.method, req.segments)
+        try:
+            with (self.store.write if writes else self.store.read)() as conn:
+                search_parameters.refresh(conn)  # custom SearchParameters changed by another process
+                ctx = Context(self.store, conn, SYSTEM, self.settings, base_url)
+                response = dispatch(req, ctx)
+                if writes:  # learn (or refuse, 422) the SearchParameters written here, before commit
+                    search_parameters.refresh(conn, strict=True)
+                return response
+        except RecursionError as exc:  # raised before anything committed: the transaction rolled back
+            raise Invalid("The JSON is nested too deeply to be a FHIR resource") from exc
 
     async def _body(self, request: Request) -> Any:
         if request.method not in ("POST", "PUT", "PATCH"):

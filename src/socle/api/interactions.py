@@ -15,6 +15,7 @@ from socle.api.request import Context, FhirRequest, FhirResponse, parse_version_
 from socle.fhir.errors import Invalid, NotFound, PreconditionFailed, UnsupportedMediaType
 from socle.fhir.references import iter_references, parse_reference
 from socle.fhir.resource_types import is_resource_type
+from socle.fhir.summary import projection
 from socle.fhir.validation import validate_resource
 from socle.store.clock import from_http_date, to_http_date
 from socle.store.versioned import StoredVersion
@@ -33,7 +34,7 @@ def check_body(
         raise Invalid("The request body must be a FHIR resource (a JSON object)")
     if body.get("resourceType") != resource_type:
         raise Invalid(
-            f"The body's resourceType is {body.get('resourceType')!r}, the URL says {resource_type!r}",
+            f"The body's resourceType is {describe(body.get('resourceType'))}, the URL says {resource_type!r}",
             expression="resourceType",
         )
     if id is not None:
@@ -49,6 +50,13 @@ def check_body(
             )
     validate_resource(body, resource_type=resource_type)
     return body
+
+
+def describe(value: Any) -> str:
+    """A short, safe rendering of a client value for a diagnostic (never a deep repr)."""
+    if isinstance(value, str):
+        return repr(value[:100])
+    return "missing" if value is None else f"a JSON {type(value).__name__}"
 
 
 def check_references(ctx: Context, resources: list[dict[str, Any]], pending: set[str] | None = None) -> None:
@@ -126,12 +134,14 @@ def read(req: FhirRequest, ctx: Context, resource_type: str, id: str) -> FhirRes
             raise Invalid(f"If-Modified-Since is not an HTTP date: {since!r}") from exc
         if version.updated_at // 1_000_000 * 1_000_000 <= threshold:
             return FhirResponse(304, None, headers, version)
-    return FhirResponse(200, version.raw, headers, version)
+    shape = projection(req.param("_summary"), req.param("_elements"))  # R4 §3.1.1.5.8 on read too
+    body = version.raw if shape is None else shape.apply(version.resource)
+    return FhirResponse(200, body, headers, version)
 
 
 def vread(req: FhirRequest, ctx: Context, resource_type: str, id: str, vid: str) -> FhirResponse:
     require_type(resource_type)
-    if not vid.isdigit():
+    if not vid.isdigit() or len(vid) > 9:  # versions are 32-bit integers in the store
         raise NotFound(f"{resource_type}/{id} has no version {vid!r}")
     version = ctx.store.get_version(ctx.conn, resource_type, id, int(vid), ctx.access)
     return FhirResponse(200, version.raw, version_headers(version), version)

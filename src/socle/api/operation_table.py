@@ -23,6 +23,9 @@ class Operation:
     methods: tuple[str, ...]
     handler: OperationHandler
     definition: str | None = None  # canonical URL of the OperationDefinition
+    # Opens its own transactions (batched work such as $reindex): served on a read connection, since
+    # the request's write transaction would hold SQLite's write lock against them.
+    own_transactions: bool = False
 
 
 OPERATIONS: list[Operation] = []
@@ -35,6 +38,7 @@ def operation(
     resource_types: tuple[str, ...] | None = None,
     methods: tuple[str, ...] = ("POST",),
     definition: str | None = None,
+    own_transactions: bool = False,
 ) -> Callable[[OperationHandler], OperationHandler]:
     def register(handler: OperationHandler) -> OperationHandler:
         OPERATIONS.append(
@@ -45,6 +49,7 @@ def operation(
                 methods,
                 handler,
                 definition,
+                own_transactions,
             )
         )
         return handler
@@ -61,3 +66,15 @@ def find_operation(name: str, level: str, resource_type: str | None) -> list[Ope
         and level in op.levels
         and (op.resource_types is None or resource_type in op.resource_types)
     ]
+
+
+def runs_own_transactions(method: str, segments: list[str]) -> bool:
+    """Whether `method /segments` calls an operation declared with `own_transactions`."""
+    if not segments or len(segments) > 3 or not segments[-1].startswith("$"):
+        return False
+    level = ("system", "type", "instance")[len(segments) - 1]
+    resource_type = segments[0] if len(segments) > 1 else None
+    return any(
+        op.own_transactions and method in op.methods
+        for op in find_operation(segments[-1], level, resource_type)
+    )

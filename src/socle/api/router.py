@@ -20,7 +20,7 @@ from socle.api import (
 )
 from socle.api.operation_table import find_operation
 from socle.api.request import Context, FhirRequest, FhirResponse
-from socle.fhir.errors import MethodNotAllowed, NotFound, NotSupported
+from socle.fhir.errors import Invalid, MethodNotAllowed, NotFound, NotSupported
 
 Handler = Callable[..., FhirResponse]
 
@@ -35,6 +35,8 @@ class Route:
     level: str = "type"
     # Conditional variants (`PUT Type?criteria`) need a query string to be routed here.
     needs_query: bool = False
+    # CapabilityStatement.rest.compartment: the CompartmentDefinition a compartment search follows.
+    compartment: str | None = None
 
 
 def _system_history(req: FhirRequest, ctx: Context) -> FhirResponse:
@@ -85,11 +87,16 @@ def _metadata(req: FhirRequest, ctx: Context) -> FhirResponse:
     return FhirResponse(200, capability.capability_statement(ctx, ROUTES))
 
 
+_PATIENT_COMPARTMENT = "http://hl7.org/fhir/CompartmentDefinition/patient"
+
 ROUTES: tuple[Route, ...] = (
     Route("GET", ("metadata",), _metadata, None, "system"),
     Route("POST", (), _batch, "transaction", "system"),
     Route("POST", (), _batch, "batch", "system"),
     Route("GET", ("_history",), _system_history, "history-system", "system"),
+    Route("GET", (), search.search_system, "search-system", "system"),
+    Route("POST", ("_search",), search.search_system, "search-system", "system"),
+    Route("GET", ("Patient", "{id}", "{type}"), search.search_compartment, compartment=_PATIENT_COMPARTMENT),
     Route("GET", ("{type}",), search.search_type, "search-type"),
     Route("POST", ("{type}", "_search"), search.search_type, "search-type"),
     Route("POST", ("{type}",), interactions.create, "create"),
@@ -130,7 +137,15 @@ def _match(shape: tuple[str, ...], segments: list[str]) -> list[str] | None:
     return args
 
 
+def _reject_nul(req: FhirRequest) -> None:
+    """NUL cannot be stored or compared by PostgreSQL text: refuse it at the edge, for every entry."""
+    texts = [req.path, *(part for pair in req.query for part in pair), *req.headers.values()]
+    if any("\x00" in text for text in texts):
+        raise Invalid("The request URL, parameters or headers contain a NUL character")
+
+
 def dispatch(req: FhirRequest, ctx: Context) -> FhirResponse:
+    _reject_nul(req)
     method = "GET" if req.method == "HEAD" else req.method
     segments = req.segments
     allowed = []
@@ -146,5 +161,5 @@ def dispatch(req: FhirRequest, ctx: Context) -> FhirResponse:
             f"{req.method} is not allowed on /{req.path}", headers={"Allow": ", ".join(sorted(set(allowed)))}
         )
     if len(segments) == 3:
-        raise NotSupported(f"Compartment search /{req.path} is not supported yet")
+        raise NotSupported(f"Compartment search /{req.path}: only the Patient compartment is supported")
     raise NotFound(f"No FHIR interaction at /{req.path}")

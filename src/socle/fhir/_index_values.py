@@ -19,11 +19,13 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from socle.fhir._ucum import UCUM, to_canonical
 from socle.fhir.references import parse_reference
 
 __all__ = [
     "OPEN_HIGH",
     "OPEN_LOW",
+    "CompositeRow",
     "IndexValues",
     "canonical_quantity",
     "date_range",
@@ -42,6 +44,21 @@ _DATE = re.compile(
 )
 # Typographic apostrophes fold to ASCII so that `O’Brien` and `O'Brien` index alike.
 _APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u00b4": "'", "`": "'"})
+# (param, key parts, part1, part2, value, value2, low, high, text, units, system):
+# the columns of idx_composite before hashing; see socle.fhir._index_composites for what each holds.
+CompositeRow = tuple[
+    str,
+    tuple[str, ...],
+    tuple[str, ...] | None,
+    tuple[str, ...] | None,
+    float | None,
+    float | None,
+    int | None,
+    int | None,
+    str | None,
+    str | None,
+    str | None,
+]
 _NAME_PARTS = ("family", "given", "prefix", "suffix", "text")
 _ADDRESS_PARTS = ("line", "city", "district", "state", "postalCode", "country", "text")
 
@@ -95,12 +112,15 @@ def normalize_string(text: str) -> str:
 
 
 def canonical_quantity(value: float, system: str, code: str) -> tuple[float, str] | None:
-    """Hook for UCUM canonical units (`1 g` → `1000 mg`): None until a UCUM converter is added.
+    """`value code` in UCUM canonical units (`1 kg` → `1000 g`), None if not UCUM or not convertible.
 
-    When it returns a (value, code) pair, the quantity index also stores that canonical row so that
-    searches in any compatible unit match (R4 search.html#quantity, "canonical units").
+    The quantity and composite indexes store it beside the original value, in the same row, so that
+    a UCUM search in any compatible unit matches (R4 search.html#quantity, "canonical units"), while
+    a search by number alone or by the original code compares the original. See `socle.fhir._ucum`.
     """
-    return None
+    if system != UCUM:
+        return None
+    return to_canonical(value, code)
 
 
 @dataclass(slots=True)
@@ -115,11 +135,14 @@ class IndexValues:
     quantities: set[tuple[str, float, str, str]] = field(default_factory=set)  # (param, value, system, code)
     numbers: set[tuple[str, float]] = field(default_factory=set)
     uris: set[tuple[str, str]] = field(default_factory=set)
+    # One row per element occurrence and combination of component values (see _index_composites).
+    composites: set[CompositeRow] = field(default_factory=set)
 
     def count(self) -> int:
         """How many index rows these values make."""
         return (
-            len(self.tokens)
+            len(self.composites)
+            + len(self.tokens)
             + len(self.strings)
             + len(self.dates)
             + len(self.references)
@@ -164,9 +187,24 @@ def add_token(out: IndexValues, name: str, value: Any) -> None:
         if type(code) is str:
             system = value.get("system")
             out.tokens.add((name, system if type(system) is str else "", code))
+            if "type" in value and "code" not in value:
+                _add_identifier_type(out, name, value["type"], code)
         display = value.get("display")
         if type(display) is str:
             out.strings.add((name + ":text", normalize_string(display), display))
+
+
+def _add_identifier_type(out: IndexValues, name: str, kind: Any, value: str) -> None:
+    """`identifier:of-type=system|code|value` (search.html#token): a token row per Identifier.type coding.
+
+    The row's system is `system|code` of the type: hashed as one part (hashing escapes the bar), so
+    the search is one equality on `sys_value_hash` under `<param>:of-type`.
+    """
+    for coding in kind.get("coding", ()) if type(kind) is dict else ():
+        if type(coding) is dict and type(coding.get("code")) is str:
+            system = coding.get("system")
+            type_system = system if type(system) is str else ""
+            out.tokens.add((name + ":of-type", f"{type_system}|{coding['code']}", value))
 
 
 def add_string(out: IndexValues, name: str, value: Any) -> None:
@@ -268,9 +306,6 @@ def add_quantity(out: IndexValues, name: str, value: Any) -> None:
         system = value.get("system", "")
         code = value.get("code") or value.get("unit") or value.get("currency") or ""
         out.quantities.add((name, float(number), system, code))
-        canonical = canonical_quantity(float(number), system, code)
-        if canonical is not None:
-            out.quantities.add((name, canonical[0], "http://unitsofmeasure.org", canonical[1]))
     for bound in ("low", "high"):
         if type(value.get(bound)) is dict:
             add_quantity(out, name, value[bound])

@@ -1,15 +1,26 @@
 """Parse a FHIR search query string into a typed query (R4 §3.1.1, https://hl7.org/fhir/R4/search.html).
 
 `identifier=http://a|b&birthdate=ge2000-01&name:exact=Dupont&_id=1,2` becomes a `SearchQuery`:
-clauses AND-ed together (one per parameter occurrence, §3.1.1.5.1), each holding values OR-ed
-together (the comma, §3.1.1.5.2), the `SearchParam` it refers to, the modifier (`:exact`, §3.1.1.5.5)
-and, per value, the prefix (`ge`, §3.1.1.4.1) and a typed, already-normalised value. Parsing is pure:
-the store turns the query into SQL (`socle.store.search`).
+criteria AND-ed together (one per parameter occurrence, §3.1.1.5.1), each holding values OR-ed
+together (the comma, §3.1.1.5.2). A criterion is one of:
+
+- `Clause`: a parameter of the searched type, its modifier (`:exact`, search.html#modifiers) and its
+  typed values (`socle.fhir._query_values`: prefix and normalised value);
+- `Chain`: `subject:Patient.name=peter` (search.html#chaining), a reference parameter and the
+  criterion its targets must meet, one per target type the chain can reach (OR-ed), nested for
+  `subject.general-practitioner.name`;
+- `Has`: `_has:Observation:patient:code=1234-5` (search.html#has), resources that a resource of
+  another type references through a parameter, that resource meeting a criterion (nestable).
+
+Every criterion knows its `resource_type` and renders back as `text`, so a plan can be explained.
+Parsing is pure: the store turns the query into SQL (`socle.store.search`).
 
 Result parameters (`_count`, `_sort`, `_include`, ...) are kept raw in `controls` for the paging and
-include layers. Parameters the registry does not know, chains and `_has` are collected in `unknown`
-(lenient, as servers do by default, §3.1.1.3.2); `strict=True` raises `Invalid` naming them. A value
-that cannot be read (a malformed date, a prefix on a token) is always an error.
+include layers. Parameters the registry does not know (at any level of a chain or `_has`) and
+expression-less ones (`_filter`, `near`, `_query`) are collected in `unknown` (lenient, as servers
+do by default, §3.1.1.3.2); `strict=True` raises `Invalid` naming them. A value that cannot be read
+(a malformed date, a prefix on a token), an unknown modifier or a chain through a parameter that is
+not a reference is always an error.
 
 Percent-decoding leaves `+` alone: clients send `%2B` for a plus, and a raw `+` in a dateTime
 offset (`ge2020-01-01T10:00+01:00`) is far more common than a form-encoded space in a search value.
@@ -17,21 +28,40 @@ offset (`ge2020-01-01T10:00+01:00`) is far more common than a form-encoded space
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from typing import Literal, cast, get_args
 from urllib.parse import unquote
 
+from socle.fhir._query_values import (
+    PREFIXES,
+    CompositeValue,
+    DateValue,
+    IdentifierTypeValue,
+    MissingValue,
+    NumberValue,
+    Prefix,
+    QuantityValue,
+    ReferenceValue,
+    SearchValue,
+    StringValue,
+    TokenValue,
+    UriValue,
+    read_value,
+    split_values,
+)
 from socle.fhir.errors import Invalid, Issue
-from socle.fhir.references import parse_reference
 from socle.fhir.resource_types import resource_types
-from socle.fhir.search_params import SearchParam, SearchParamRegistry, date_range, registry
+from socle.fhir.search_params import SearchParam, SearchParamRegistry, registry
 
 __all__ = [
+    "PREFIXES",
+    "Chain",
     "Clause",
+    "CompositeValue",
+    "Criterion",
     "DateValue",
+    "Has",
+    "IdentifierTypeValue",
     "MissingValue",
     "NumberValue",
     "Prefix",
@@ -45,12 +75,11 @@ __all__ = [
     "parse_query",
 ]
 
-Prefix = Literal["eq", "ne", "gt", "lt", "ge", "le", "sa", "eb", "ap"]
-PREFIXES: frozenset[str] = frozenset(get_args(Prefix))
 CONTROLS = frozenset(
     {"_count", "_sort", "_include", "_revinclude", "_summary", "_elements", "_total", "_contained"}
     | {"_containedType", "_format", "_pretty", "_offset"}
 )
+# The modifiers R4 defines per search type (search.html#modifiers); a reference also takes `:[type]`.
 _MODIFIERS: dict[str, frozenset[str]] = {
     "string": frozenset({"exact", "contains", "missing"}),
     "token": frozenset({"not", "text", "missing", "of-type", "in", "not-in", "above", "below"}),
@@ -62,86 +91,13 @@ _MODIFIERS: dict[str, frozenset[str]] = {
     "composite": frozenset({"missing"}),
     "special": frozenset({"missing"}),
 }
-_SPLIT_COMMA = re.compile(r"(?<!\\),")
-_SPLIT_BAR = re.compile(r"(?<!\\)\|")
-
-
-@dataclass(frozen=True)
-class TokenValue:
-    """`code` (any system: system None), `system|code`, `|code` (no system: ""), `system|` (code None)."""
-
-    system: str | None
-    code: str | None
-
-
-@dataclass(frozen=True)
-class StringValue:
-    text: str
-
-
-@dataclass(frozen=True)
-class DateValue:
-    """The [low, high) microsecond range of the value at its written precision, and the prefix."""
-
-    prefix: Prefix
-    low: int
-    high: int
-
-
-@dataclass(frozen=True)
-class NumberValue:
-    """The number and its implicit range from its digits: `100` is [99.5, 100.5) (search.html#number)."""
-
-    prefix: Prefix
-    value: Decimal
-    low: float
-    high: float
-
-
-@dataclass(frozen=True)
-class QuantityValue:
-    prefix: Prefix
-    value: Decimal
-    low: float
-    high: float
-    system: str | None
-    code: str | None
-
-
-@dataclass(frozen=True)
-class ReferenceValue:
-    """`Patient/1` (type and id), `1` (id; type from a `:Type` modifier or a single target), or a URL."""
-
-    resource_type: str | None
-    id: str | None
-    url: str | None
-
-
-@dataclass(frozen=True)
-class UriValue:
-    uri: str
-
-
-@dataclass(frozen=True)
-class MissingValue:
-    missing: bool
-
-
-SearchValue = (
-    TokenValue
-    | StringValue
-    | DateValue
-    | NumberValue
-    | QuantityValue
-    | ReferenceValue
-    | UriValue
-    | MissingValue
-)
+_FULL_TEXT = frozenset({"_text", "_content"})  # no expression: answered by socle.store.fulltext
+MAX_DEPTH = 4  # links of chains and `_has` in one criterion: deeper is refused, not slow
 
 
 @dataclass(frozen=True)
 class Clause:
-    """One parameter occurrence: its values are OR-ed. Room to grow: a chain, a `_has` path."""
+    """One parameter occurrence on the searched type: its values are OR-ed."""
 
     param: SearchParam
     modifier: str | None
@@ -151,98 +107,72 @@ class Clause:
     def name(self) -> str:
         return self.param.name
 
+    @property
+    def resource_type(self) -> str:
+        return self.param.resource_type
+
+    @property
+    def text(self) -> str:
+        return f"{self.name}:{self.modifier}" if self.modifier else self.name
+
+
+@dataclass(frozen=True)
+class Chain:
+    """`param[:Type].<criterion>`: `param` (a reference) points to a resource meeting a criterion.
+
+    `criteria` holds one criterion per target type (each on that type), OR-ed: `subject.name`
+    reaches a Patient or a Location named so; `subject:Patient.name` only a Patient.
+    """
+
+    param: SearchParam
+    type_modifier: str | None
+    criteria: tuple[Criterion, ...]
+
+    @property
+    def resource_type(self) -> str:
+        return self.param.resource_type
+
+    @property
+    def name(self) -> str:
+        return self.text
+
+    @property
+    def text(self) -> str:
+        head = f"{self.param.name}:{self.type_modifier}" if self.type_modifier else self.param.name
+        return f"{head}.{self.criteria[0].text}"
+
+
+@dataclass(frozen=True)
+class Has:
+    """`_has:<source type>:<param>:<criterion>`: resources of `resource_type` that a resource of the
+    source type (`param.resource_type`) references through `param`, that resource meeting `criterion`."""
+
+    resource_type: str
+    param: SearchParam
+    criterion: Criterion
+
+    @property
+    def name(self) -> str:
+        return self.text
+
+    @property
+    def text(self) -> str:
+        return f"_has:{self.param.resource_type}:{self.param.name}:{self.criterion.text}"
+
+
+Criterion = Clause | Chain | Has
+
 
 @dataclass(frozen=True)
 class SearchQuery:
     resource_type: str
-    clauses: tuple[Clause, ...]
+    clauses: tuple[Criterion, ...]
     unknown: tuple[str, ...] = ()
     controls: tuple[tuple[str, str], ...] = ()
 
 
-def _unescape(text: str) -> str:
-    return text.replace("\\,", ",").replace("\\|", "|").replace("\\$", "$").replace("\\\\", "\\")
-
-
-def _split_bar(text: str) -> list[str]:
-    return [_unescape(part) for part in _SPLIT_BAR.split(text)]
-
-
-def _prefix(text: str) -> tuple[Prefix, str]:
-    head = text[:2]
-    if head in PREFIXES and len(text) > 2 and (text[2].isdigit() or text[2] in "-+."):
-        return cast(Prefix, head), text[2:]
-    return "eq", text
-
-
-def _number(text: str, what: str) -> tuple[Decimal, float, float]:
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise Invalid(f"{text!r} is not a valid {what}") from None
-    if not value.is_finite():
-        raise Invalid(f"{text!r} is not a valid {what}")
-    exponent = value.as_tuple().exponent
-    assert isinstance(exponent, int)
-    half = Decimal(5).scaleb(exponent - 1)
-    return value, float(value - half), float(value + half)
-
-
-def _value(param: SearchParam, modifier: str | None, text: str) -> SearchValue:
-    """Read one (comma-separated) value according to the parameter's type and modifier."""
-    kind = param.type
-    if modifier == "missing":
-        if text not in ("true", "false"):
-            raise Invalid(f"{param.name}:missing takes true or false, not {text!r}")
-        return MissingValue(text == "true")
-    if (kind == "token" and modifier == "text") or kind == "string":
-        return StringValue(_unescape(text))
-    if kind == "token" or (kind == "reference" and modifier == "identifier"):
-        parts = _split_bar(text)
-        if len(parts) == 1:
-            return TokenValue(None, parts[0])
-        return TokenValue(parts[0], "|".join(parts[1:]) or None)
-    if kind == "date":
-        prefix, rest = _prefix(text)
-        try:
-            low, high = date_range(rest)
-        except ValueError:
-            raise Invalid(f"{text!r} is not a valid date for {param.name}") from None
-        return DateValue(prefix, low, high)
-    if kind == "number":
-        prefix, rest = _prefix(text)
-        return NumberValue(prefix, *_number(rest, f"number for {param.name}"))
-    if kind == "quantity":
-        prefix, rest = _prefix(text)
-        parts = _split_bar(rest)
-        if len(parts) not in (1, 3):
-            raise Invalid(f"{text!r} is not a valid quantity: use [prefix]number|system|code")
-        number = _number(parts[0], f"quantity for {param.name}")
-        system, code = (parts[1] or None, parts[2] or None) if len(parts) == 3 else (None, None)
-        return QuantityValue(prefix, *number, system, code)
-    if kind == "reference":
-        return _reference(param, modifier, _unescape(text))
-    if kind == "uri":
-        return UriValue(_unescape(text))
-    return StringValue(_unescape(text))  # composite, special: kept raw; the store decides
-
-
-def _reference(param: SearchParam, modifier: str | None, text: str) -> ReferenceValue:
-    """A reference value; a `:Patient` type modifier (search.html#reference) fixes the target type."""
-    target = parse_reference(text)
-    type_modifier = modifier if modifier and modifier[0].isupper() else None
-    if target.kind == "relative":
-        if type_modifier is not None and type_modifier != target.resource_type:
-            raise Invalid(f"{param.name}:{modifier} does not match {text!r}")
-        return ReferenceValue(target.resource_type, target.id, None)
-    if "://" in text or text.startswith("urn:"):
-        url = text.split("|", 1)[0]
-        return ReferenceValue(target.resource_type, target.id, url)
-    if "/" in text or not text:
-        raise Invalid(f"{text!r} is not a valid reference for {param.name}")
-    if type_modifier is not None:
-        return ReferenceValue(type_modifier, text, None)
-    return ReferenceValue(param.targets[0] if len(param.targets) == 1 else None, text, None)
+class _Unknown(Exception):
+    """A parameter name that the registry does not know, at some level of a criterion."""
 
 
 def _pairs(query: str | Iterable[tuple[str, str]]) -> Iterable[tuple[str, str]]:
@@ -266,32 +196,103 @@ def parse_query(
     """The typed query of `query` (a raw query string, or already-decoded name/value pairs)."""
     if resource_type not in resource_types():
         raise Invalid(f"{resource_type!r} is not a resource type")
-    known = (params or registry()).params(resource_type)
-    clauses: list[Clause] = []
+    reader = _Reader(params or registry())
+    clauses: list[Criterion] = []
     unknown: list[str] = []
     controls: list[tuple[str, str]] = []
     for raw_name, raw_value in _pairs(query):
+        if "\x00" in raw_name or "\x00" in raw_value:
+            raise Invalid(f"Search parameter {raw_name[:50]!r} contains a NUL character")
         if raw_name in CONTROLS:
             controls.append((raw_name, raw_value))
             continue
-        name, _, modifier = raw_name.partition(":")
-        param = known.get(name)
-        # Chains and `_has` (search.html#chaining) and expression-less parameters (`_text`,
-        # `_content`, `_filter`, `near`) are not answered yet: reported as unknown.
-        if param is None or "." in raw_name or param.expression is None or param.type == "special":
+        try:
+            criterion = reader.criterion(resource_type, raw_name, raw_value, 0)
+        except _Unknown:
             unknown.append(raw_name)
             continue
-        if modifier and modifier not in _MODIFIERS[param.type]:
-            if not (param.type == "reference" and modifier in resource_types()):
-                raise Invalid(f"Unknown modifier :{modifier} on {param.type} parameter {name}")
-        if not raw_value:
-            continue  # an empty value is ignored (search.html#errors)
-        values = tuple(_value(param, modifier or None, v) for v in _SPLIT_COMMA.split(raw_value) if v)
-        if values:
-            clauses.append(Clause(param, modifier or None, values))
+        if criterion is not None:
+            clauses.append(criterion)
     if strict and unknown:
         issues = [
             Issue("not-supported", f"Unknown search parameter {n!r} for {resource_type}") for n in unknown
         ]
         raise Invalid(f"Unknown search parameter(s) for {resource_type}: {', '.join(unknown)}", issues=issues)
     return SearchQuery(resource_type, tuple(clauses), tuple(unknown), tuple(controls))
+
+
+@dataclass(frozen=True)
+class _Reader:
+    params: SearchParamRegistry
+
+    def known(self, resource_type: str) -> Mapping[str, SearchParam]:
+        return self.params.params(resource_type)
+
+    def criterion(self, rt: str, raw_name: str, raw_value: str, depth: int) -> Criterion | None:
+        """The criterion of `raw_name=raw_value` on type `rt`; None when the value is empty."""
+        if depth > MAX_DEPTH:
+            raise Invalid(f"{raw_name!r}: chains and _has are limited to {MAX_DEPTH} levels")
+        if raw_name.startswith("_has:"):
+            return self.has(rt, raw_name, raw_value, depth)
+        head, dot, rest = raw_name.partition(".")
+        if dot:
+            return self.chain(rt, head, rest, raw_value, depth)
+        return self.clause(rt, raw_name, raw_value)
+
+    def clause(self, rt: str, raw_name: str, raw_value: str) -> Clause | None:
+        name, _, modifier = raw_name.partition(":")
+        param = self.known(rt).get(name)
+        if param is None or param.type == "special" or not (param.expression or name in _FULL_TEXT):
+            raise _Unknown(raw_name)
+        if modifier and modifier not in _MODIFIERS[param.type]:
+            if not (param.type == "reference" and modifier in resource_types()):
+                raise Invalid(f"Unknown modifier :{modifier} on {param.type} parameter {name}")
+        if not raw_value:
+            return None  # an empty value is ignored (search.html#errors)
+        values = tuple(read_value(param, modifier or None, v, self.params) for v in split_values(raw_value))
+        return Clause(param, modifier or None, values) if values else None
+
+    def reference_param(self, rt: str, name: str, what: str) -> SearchParam:
+        param = self.known(rt).get(name)
+        if param is None:
+            raise _Unknown(name)
+        if param.type != "reference":
+            raise Invalid(f"{what}: {rt}.{name} is a {param.type} parameter, not a reference")
+        return param
+
+    def chain(self, rt: str, head: str, rest: str, raw_value: str, depth: int) -> Chain | None:
+        name, _, type_modifier = head.partition(":")
+        param = self.reference_param(rt, name, f"Chained parameter {head}.{rest}")
+        if type_modifier:
+            if type_modifier not in resource_types():
+                raise Invalid(f"Chained parameter {head}.{rest}: {type_modifier!r} is not a resource type")
+            if param.targets and type_modifier not in param.targets:
+                raise Invalid(f"{rt}.{name} cannot reference a {type_modifier}")
+            targets: tuple[str, ...] = (type_modifier,)
+        else:
+            targets = param.targets or tuple(sorted(resource_types()))
+        criteria: list[Criterion] = []
+        for target in targets:
+            try:
+                criterion = self.criterion(target, rest, raw_value, depth + 1)
+            except _Unknown:
+                continue  # the chained parameter is not defined on that target type
+            if criterion is None:
+                return None
+            criteria.append(criterion)
+        if not criteria:
+            raise _Unknown(rest)
+        return Chain(param, type_modifier or None, tuple(criteria))
+
+    def has(self, rt: str, raw_name: str, raw_value: str, depth: int) -> Has | None:
+        parts = raw_name.split(":", 3)
+        if len(parts) != 4 or not all(parts[1:]):
+            raise Invalid(f"{raw_name!r}: use _has:Type:reference-parameter:criterion")
+        _, source, name, rest = parts
+        if source not in resource_types():
+            raise Invalid(f"{raw_name!r}: {source!r} is not a resource type")
+        param = self.reference_param(source, name, raw_name)
+        if param.targets and rt not in param.targets:
+            raise Invalid(f"{raw_name!r}: {source}.{name} cannot reference a {rt}")
+        criterion = self.criterion(source, rest, raw_value, depth + 1)
+        return None if criterion is None else Has(rt, param, criterion)

@@ -14,14 +14,17 @@ per search type: the rows the store writes into its index tables.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast, get_args
 
+from socle.fhir._index_composites import KEY_TYPES, ComponentReader, CompositeSpec, add_composites
 from socle.fhir._index_values import (
     ADDERS,
+    CompositeRow,
     OPEN_HIGH,
     OPEN_LOW,
     IndexValues,
@@ -38,6 +41,7 @@ __all__ = [
     "OPEN_LOW",
     "RESOURCE_COLUMNS",
     "Component",
+    "CompositeRow",
     "IndexValues",
     "SearchParam",
     "SearchParamRegistry",
@@ -60,10 +64,16 @@ RESOURCE_COLUMNS = frozenset({"_id", "_lastUpdated"})
 
 @dataclass(frozen=True)
 class Component:
-    """One part of a composite parameter: the parameter it reuses and the expression within the parent."""
+    """One part of a composite parameter: the parameter it reuses and the expression within the parent.
+
+    `name` and `type` are those of the `definition` SearchParameter, filled when the registry compiles
+    a resource type ("" and None if the definition is unknown: the composite is then not indexed).
+    """
 
     definition: str
     expression: str
+    name: str = ""
+    type: SearchType | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,6 +89,10 @@ class SearchParam:
     components: tuple[Component, ...]
     # None when the parameter indexes nothing itself: no expression, composite or special.
     extract: Extractor | None
+    # A composite whose expression is the union of other composites' with the same components
+    # (R4 `combo-code-value-quantity` = `code-value-quantity` | `component-code-value-quantity`):
+    # searched as the union of their rows, never indexed itself.
+    union_of: tuple[str, ...] = ()
 
     @property
     def indexed(self) -> bool:
@@ -119,12 +133,15 @@ def _definition(resource: Mapping[str, Any]) -> _Definition:
     )
 
 
+_Indexer = tuple[str, Callable[[IndexValues, str, Any], None], Extractor]
+
+
 @dataclass(frozen=True)
 class _Compiled:
     """One type's parameters, plus the (name, normaliser, extractor) triples extraction loops over."""
 
     params: Mapping[str, SearchParam]
-    indexers: tuple[tuple[str, Callable[[IndexValues, str, Any], None], Extractor], ...]
+    indexers: tuple[_Indexer, ...]
 
 
 class SearchParamRegistry:
@@ -132,12 +149,16 @@ class SearchParamRegistry:
 
     def __init__(self, definitions: Iterable[Mapping[str, Any]] = ()) -> None:
         self._definitions: dict[tuple[str, str], _Definition] = {}
+        self._by_url: dict[str, _Definition] = {}
         self._compiled: dict[str, _Compiled] = {}
         self._lock = threading.Lock()
         for resource in definitions:
             self._register(_definition(resource))
+        self._builtin = (dict(self._definitions), dict(self._by_url))  # what `replace_custom` returns to
 
     def _register(self, definition: _Definition) -> None:
+        if definition.url:
+            self._by_url[definition.url] = definition
         for base in definition.base:
             self._definitions[(base, definition.name)] = definition
 
@@ -152,6 +173,19 @@ class SearchParamRegistry:
         with self._lock:
             self._register(definition)
             self._compiled.clear()  # recompiled lazily: additions are rare, reads are hot
+
+    def replace_custom(self, resources: Iterable[Mapping[str, Any]]) -> None:
+        """Make the custom parameters exactly these (the stored SearchParameter resources).
+
+        Unlike `add`, a parameter left out is forgotten, and a core one it had replaced comes back.
+        Expressions are not checked here: `socle.services.search_parameters` does, per base type.
+        """
+        definitions = [_definition(resource) for resource in resources]
+        with self._lock:
+            self._definitions, self._by_url = dict(self._builtin[0]), dict(self._builtin[1])
+            for definition in definitions:
+                self._register(definition)
+            self._compiled.clear()
 
     def params(self, resource_type: str) -> Mapping[str, SearchParam]:
         """The parameters of `resource_type`, by name (base `Resource` ones included)."""
@@ -170,6 +204,11 @@ class SearchParamRegistry:
     def get(self, resource_type: str, name: str) -> SearchParam | None:
         return self.params(resource_type).get(name)
 
+    def by_url(self, url: str) -> SearchParam | None:
+        """The parameter a composite component's `definition` names, on the first type it applies to."""
+        definition = self._by_url.get(url)
+        return None if definition is None else self.get(definition.base[0], definition.name)
+
     def _compile(self, resource_type: str) -> _Compiled:
         params: dict[str, SearchParam] = {}
         for base in (*_ALL_TYPES, resource_type):  # the type's own definitions win over Resource's
@@ -179,15 +218,84 @@ class SearchParamRegistry:
                 extract = None
                 if d.expression is not None and d.type not in ("composite", "special"):
                     extract = compile_expression(d.expression, resource_type)
+                components = tuple(self._component(c) for c in d.components)
                 params[name] = SearchParam(
-                    d.name, d.type, d.url, resource_type, d.expression, d.targets, d.components, extract
+                    d.name, d.type, d.url, resource_type, d.expression, d.targets, components, extract
                 )
-        indexers = tuple(
-            (p.name, ADDERS[p.type], p.extract)
-            for p in params.values()
-            if p.indexed and p.extract is not None
-        )
-        return _Compiled(params, indexers)
+        indexers: list[_Indexer] = [
+            (p.name, ADDERS[p.type], p.extract) for p in params.values() if p.indexed and p.extract is not None
+        ]
+        _find_unions(params)
+        indexers.extend(_composite_indexers([p for p in params.values() if p.type == "composite"]))
+        return _Compiled(params, tuple(indexers))
+
+    def _component(self, component: Component) -> Component:
+        definition = self._by_url.get(component.definition)
+        if definition is None:
+            return component
+        return Component(component.definition, component.expression, definition.name, definition.type)
+
+
+def _composite_indexers(composites: Iterable[SearchParam]) -> list[_Indexer]:
+    """One (name, adder, extractor) per distinct composite expression; the extractor yields
+    (element, resource) pairs and the adder writes every composite of that expression.
+
+    Component expressions are relative to each element (`code`, `value.as(Quantity)`), except those
+    rooted at `%resource` (MolecularSequence), which read the whole resource. A composite whose
+    components are unknown or do not compile is left out (searching it raises NotSupported).
+    Ordered components (the `value[x]` ones) are read first: most elements lack most of them.
+    """
+    groups: dict[str, list[CompositeSpec]] = {}
+    compiled: dict[tuple[str, bool], Extractor] = {}
+    resource_type = ""
+    for param in composites:
+        if param.expression is None or not param.components or param.union_of:
+            continue
+        resource_type = param.resource_type
+        readers: list[ComponentReader] = []
+        for component in param.components:
+            if component.type not in ADDERS or not component.expression:
+                break
+            on_resource = component.expression.startswith("%resource")
+            key = (component.expression, on_resource)
+            if key not in compiled:
+                try:
+                    compiled[key] = compile_expression(component.expression, resource_type if on_resource else None)
+                except (FhirPathSyntaxError, FhirPathUnsupported, ImportError):
+                    break
+            readers.append((component.type, component.expression, compiled[key], on_resource))
+        else:
+            readers.sort(key=lambda r: r[0] in KEY_TYPES)  # stable: keeps definition order within each kind
+            groups.setdefault(param.expression, []).append((param.name, tuple(readers)))
+    indexers: list[_Indexer] = []
+    for expression, specs in groups.items():
+        elements = compile_expression(expression, resource_type)
+
+        def pairs(resource: Mapping[str, Any], elements: Extractor = elements) -> list[Any]:
+            return [(element, resource) for element in elements(resource) if type(element) is dict]
+
+        indexers.append((specs[0][0], functools.partial(add_composites, specs=tuple(specs)), pairs))
+    return indexers
+
+
+def _find_unions(params: dict[str, SearchParam]) -> None:
+    """Mark composites whose expression is `A | B` over other composites with the same components.
+
+    Indexing them too would store every row twice (the combo parameters are ~40% of an
+    Observation's composite rows); searching them as the union of their parts gives the same result.
+    """
+    shape = {
+        (p.expression, tuple((c.expression, c.type) for c in p.components)): p.name
+        for p in params.values()
+        if p.type == "composite" and p.expression is not None
+    }
+    for name, p in list(params.items()):
+        if p.type != "composite" or p.expression is None or "|" not in p.expression:
+            continue
+        components = tuple((c.expression, c.type) for c in p.components)
+        parts = [shape.get((branch.strip(), components)) for branch in p.expression.split("|")]
+        if all(parts) and name not in parts:
+            params[name] = dataclasses.replace(p, union_of=tuple(str(n) for n in parts))
 
 
 @functools.cache

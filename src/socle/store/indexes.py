@@ -12,27 +12,36 @@ Layout choices:
 - Every table carries `compartment` (the Patient compartment key): the Citus distribution column.
 - No foreign key to `resource`: the repository deletes index rows explicitly in the same
   transaction, and a foreign-key check per index row would cost ingest speed.
-- `idx_token.sys_hash` (for `system|` searches) and the url/type columns of `idx_reference` are not
-  indexed: those searches are rare, and each index slows every write.
+- Secondary indexes are few, since each slows every write: hash equalities (`code`, `system|code`,
+  `Type/id`, uri), prefix ranges (strings), ranges (dates, numbers, quantities). Revision 0004 added
+  `idx_token (param_hash, sys_hash)` for `system|` and `:missing`, a partial
+  `idx_reference (param_hash, target_type, target_id) WHERE target_url IS NULL` that chains and
+  `_has` join through (local references only: an absolute URL names another server's resource),
+  `idx_uri (param_hash)` for `:below` and `:missing`, and the `idx_composite` table.
+- `idx_composite` holds composite parameters (search.html#composite), one row per element
+  occurrence so that components match within the same element: see `socle.fhir._index_composites`.
 - `idx_string.value_normalized` uses the "C" collation on PostgreSQL (SQLite compares bytes already)
   so a prefix search is an index range `[v, v + U+10FFFF)` in both databases.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import BigInteger, Column, Connection, Double, Index, Integer, String, Table, Text, delete
 
-from socle.fhir.hashing import param_hash, system_value_hash, value_hash
-from socle.fhir.search_params import extract_index_values
+from socle.fhir.hashing import hash64, param_hash, system_value_hash, value_hash
+from socle.fhir.search_params import CompositeRow, canonical_quantity, extract_index_values
+from socle.store import fulltext
 from socle.store.schema import metadata
 
 __all__ = [
     "INDEX_TABLES",
     "MAX_STRING_LENGTH",
     "delete_indexes",
+    "idx_composite",
     "idx_date",
     "idx_number",
     "idx_quantity",
@@ -40,6 +49,7 @@ __all__ = [
     "idx_string",
     "idx_token",
     "idx_uri",
+    "parts_hash",
     "write_indexes",
 ]
 
@@ -48,7 +58,9 @@ MAX_STRING_LENGTH = 200
 _Normalized = String(MAX_STRING_LENGTH).with_variant(String(MAX_STRING_LENGTH, collation="C"), "postgresql")
 
 
-def _index_table(name: str, *columns: Column[Any], indexes: Sequence[tuple[str, ...]]) -> Table:
+def _index_table(
+    name: str, *columns: Column[Any], indexes: Sequence[tuple[str, ...]], local: Sequence[tuple[str, ...]] = ()
+) -> Table:
     table = Table(
         name,
         metadata,
@@ -60,10 +72,17 @@ def _index_table(name: str, *columns: Column[Any], indexes: Sequence[tuple[str, 
         sqlite_with_rowid=False,
     )
     for cols in indexes:
+        Index(_index_name(name, cols), *(table.c[c] for c in cols))
+    for cols in local:  # partial: rows of local references only (target_url IS NULL)
+        where = table.c.target_url.is_(None)
         Index(
-            f"ix_{name}_{'_'.join(c.removesuffix('_hash') for c in cols[:-1])}", *(table.c[c] for c in cols)
+            _index_name(name, cols), *(table.c[c] for c in cols), postgresql_where=where, sqlite_where=where
         )
     return table
+
+
+def _index_name(table: str, cols: Sequence[str]) -> str:
+    return f"ix_{table}_{'_'.join(c.removesuffix('_hash') for c in cols[:-1])}"
 
 
 idx_token = _index_table(
@@ -73,7 +92,11 @@ idx_token = _index_table(
     Column("value_hash", BigInteger, nullable=False),  # (type, param, code): `code`
     Column("sys_value_hash", BigInteger, nullable=False),  # (type, param, system or "", code)
     Column("sys_hash", BigInteger, nullable=False),  # (type, param, system): `system|`
-    indexes=[("value_hash", "resource_key"), ("sys_value_hash", "resource_key")],
+    indexes=[
+        ("value_hash", "resource_key"),
+        ("sys_value_hash", "resource_key"),
+        ("param_hash", "sys_hash", "resource_key"),
+    ],
 )
 
 idx_string = _index_table(
@@ -98,6 +121,7 @@ idx_reference = _index_table(
     # local `Type/id`: (type, param, target type, target id); absolute URL or URN: (type, param, url)
     Column("target_hash", BigInteger, nullable=False),
     indexes=[("target_hash", "resource_key")],
+    local=[("param_hash", "target_type", "target_id", "resource_key")],
 )
 
 idx_quantity = _index_table(
@@ -106,7 +130,18 @@ idx_quantity = _index_table(
     Column("system", String, nullable=True),
     Column("code", String, nullable=True),
     Column("units_hash", BigInteger, nullable=False),  # (type, param, code or unit)
+    # UCUM quantities: the value in canonical units and (type, param, canonical code) (0004)
+    Column("canonical", Double, nullable=True),
+    Column("canonical_units_hash", BigInteger, nullable=True),
     indexes=[("param_hash", "value", "resource_key"), ("units_hash", "value", "resource_key")],
+)
+Index(
+    "ix_idx_quantity_canonical_units_canonical",
+    idx_quantity.c.canonical_units_hash,
+    idx_quantity.c.canonical,
+    idx_quantity.c.resource_key,
+    postgresql_where=idx_quantity.c.canonical_units_hash.isnot(None),
+    sqlite_where=idx_quantity.c.canonical_units_hash.isnot(None),
 )
 
 idx_number = _index_table(
@@ -119,7 +154,25 @@ idx_uri = _index_table(
     "idx_uri",
     Column("uri", Text, nullable=False),
     Column("uri_hash", BigInteger, nullable=False),  # (type, param, uri)
-    indexes=[("uri_hash", "resource_key")],
+    indexes=[("uri_hash", "resource_key"), ("param_hash", "resource_key")],
+)
+
+idx_composite = _index_table(
+    "idx_composite",
+    Column("key_hash", BigInteger, nullable=False),  # (type, param, *key parts): the `code$` form
+    Column("part1_hash", BigInteger, nullable=True),  # (type, param, "S", system, code) of key 1
+    Column("part2_hash", BigInteger, nullable=True),  # ... of key 2
+    Column("value", Double, nullable=True),  # quantity or number component
+    Column("value2", Double, nullable=True),  # a second number component
+    Column("low", BigInteger, nullable=True),  # date component, as idx_date
+    Column("high", BigInteger, nullable=True),
+    Column("text", _Normalized, nullable=True),  # string component, normalised
+    Column("units_hash", BigInteger, nullable=True),  # (type, param, unit code)
+    Column("system", String, nullable=True),  # quantity system
+    # UCUM quantity: canonical value and (type, param, canonical code); filtered after key_hash
+    Column("canonical", Double, nullable=True),
+    Column("canonical_units_hash", BigInteger, nullable=True),
+    indexes=[("key_hash", "value", "resource_key")],
 )
 
 INDEX_TABLES: tuple[Table, ...] = (
@@ -130,6 +183,7 @@ INDEX_TABLES: tuple[Table, ...] = (
     idx_quantity,
     idx_number,
     idx_uri,
+    idx_composite,
 )
 
 _Row = tuple[Any, ...]
@@ -150,6 +204,7 @@ def write_indexes(conn: Connection, items: Sequence[tuple[int, str, str | None, 
     quantities: list[_Row] = []
     numbers: list[_Row] = []
     uris: list[_Row] = []
+    composites: list[_Row] = []
     for key, rt, comp, resource in items:
         values = extract_index_values(resource)
         for seq, (name, system, code) in enumerate(values.tokens):
@@ -172,18 +227,46 @@ def write_indexes(conn: Connection, items: Sequence[tuple[int, str, str | None, 
             refs.append((key, seq, comp, param_hash(rt, name), target_type, target_id, url, target))
         for seq, (name, number, system, code) in enumerate(values.quantities):
             units = value_hash(rt, name, code)
+            canonical = canonical_quantity(number, system, code)
             quantities.append(
-                (key, seq, comp, param_hash(rt, name), number, system or None, code or None, units)
+                (
+                    *(key, seq, comp, param_hash(rt, name), number, system or None, code or None, units),
+                    *((None, None) if canonical is None else (canonical[0], value_hash(rt, name, canonical[1]))),
+                )
             )
         for seq, (name, number) in enumerate(values.numbers):
             numbers.append((key, seq, comp, param_hash(rt, name), number))
         for seq, (name, uri) in enumerate(values.uris):
             uris.append((key, seq, comp, param_hash(rt, name), uri, value_hash(rt, name, uri)))
+        for seq, row in enumerate(values.composites):
+            composites.append(_composite_row(key, seq, comp, rt, row))
     for table, rows in zip(
-        INDEX_TABLES, (tokens, strings, dates, refs, quantities, numbers, uris), strict=True
+        INDEX_TABLES, (tokens, strings, dates, refs, quantities, numbers, uris, composites), strict=True
     ):
         if rows:
             _insert(conn, table, rows)
+    fulltext.write_text(conn, items)  # _text/_content rows (socle.store.fulltext)
+
+
+def _composite_row(key: int, seq: int, comp: str | None, rt: str, row: CompositeRow) -> _Row:
+    name, parts, part1, part2, value, value2, low, high, text, units, system = row
+    canonical = None
+    if value is not None and units is not None and system is not None:
+        canonical = canonical_quantity(value, system, units)
+    return (
+        *(key, seq, comp, param_hash(rt, name), parts_hash(rt, name, parts)),
+        None if part1 is None else parts_hash(rt, name, part1),
+        None if part2 is None else parts_hash(rt, name, part2),
+        *(value, value2, low, high, None if text is None else text[:MAX_STRING_LENGTH]),
+        *(None if units is None else value_hash(rt, name, units), system),
+        *((None, None) if canonical is None else (canonical[0], value_hash(rt, name, canonical[1]))),
+    )
+
+
+@functools.lru_cache(maxsize=65536)
+def parts_hash(resource_type: str, param: str, parts: tuple[str, ...]) -> int:
+    """hash64 of (type, param, *parts): composite keys repeat (one LOINC code, many Observations)."""
+    return hash64(resource_type, param, *parts)
 
 
 def _insert(conn: Connection, table: Table, rows: list[_Row]) -> None:
@@ -213,3 +296,4 @@ def delete_indexes(conn: Connection, resource_keys: Sequence[int]) -> None:
         chunk = keys[start : start + 1000]
         for table in INDEX_TABLES:
             conn.execute(delete(table).where(table.c.resource_key.in_(chunk)))
+    fulltext.delete_text(conn, keys)

@@ -34,9 +34,10 @@ from sqlalchemy.sql.elements import ColumnElement
 from socle.fhir.compartment import patient_compartment
 from socle.fhir.errors import Conflict, Gone, NotFound, PreconditionFailed
 from socle.fhir.query import parse_query
-from socle.store import indexes, search
+from socle.store import includes, indexes, results, search
 from socle.store.access import AccessFilter
 from socle.store.clock import now_us, to_instant
+from socle.store.matches import MatchSet
 from socle.store.schema import resource, resource_history
 from socle.store.versioned import StoredVersion
 
@@ -242,6 +243,45 @@ class Store:
         page = self.get_many(conn, keys[:count], access)
         next_cursor = keys[count - 1] if len(keys) > count and count > 0 else None
         return page, next_cursor, list(query.unknown)
+
+    def search_results(
+        self,
+        conn: Connection,
+        matches: MatchSet,
+        access: AccessFilter,
+        *,
+        sort: Sequence[results.SortKey] = (),
+        count: int,
+        cursor: results.Cursor | None = None,
+    ) -> results.ResultPage:
+        """One page of a search in `sort` order with its JSON, in one statement, keyset-paged so that
+        pages stay stable while others write (`socle.store.results`)."""
+        return results.fetch_page(conn, matches, access, self._content, sort, count, cursor)
+
+    def search_total(
+        self,
+        conn: Connection,
+        matches: MatchSet,
+        access: AccessFilter,
+        *,
+        high: int | None = None,
+        estimate: bool = False,
+    ) -> int:
+        """`Bundle.total`: the number of matches (with keys up to `high`), or the planner's estimate."""
+        return results.count_matches(conn, matches, access, high=high, estimate=estimate)
+
+    def search_included(
+        self,
+        conn: Connection,
+        matches: MatchSet,
+        access: AccessFilter,
+        sources: Sequence[StoredVersion],
+        specs: Sequence[includes.IncludeSpec],
+    ) -> includes.Included:
+        """`_include`/`_revinclude` of a page, one statement per level (`socle.store.includes`)."""
+        return includes.fetch_included(
+            conn, access, self._content, sources, specs, scope=matches.include_filter()
+        )
 
     def existing_ids(
         self, conn: Connection, resource_type: str, ids: Sequence[str], access: AccessFilter

@@ -38,6 +38,7 @@ from socle.fhir.query import (
 )
 from socle.fhir.resource_types import resource_types
 from socle.fhir.search_params import normalize_string, registry
+from socle.store import fulltext
 from socle.store.access import AccessFilter
 from socle.store.indexes import (
     MAX_STRING_LENGTH,
@@ -100,6 +101,8 @@ def _clause(rt: str, clause: Clause) -> _Condition:
         raise NotSupported(f"The :missing modifier is not supported yet ({param.name})")
     if param.name == "_id":
         return _id_condition(clause)
+    if param.name in fulltext.PARAMS:  # _text, _content
+        return fulltext.condition(param.name, [v.text for v in _typed(clause, StringValue)], resource)
     if param.name == "_lastUpdated":
         column = resource.c.updated_at
         return or_(*(_date_condition(v, column, column + 1) for v in _typed(clause, DateValue)))

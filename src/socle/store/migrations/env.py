@@ -5,9 +5,12 @@ from __future__ import annotations
 from alembic import context
 
 import socle.store.indexes  # noqa: F401  (registers the index tables on the metadata)
+from socle.store.fulltext import include_name
 from socle.store.schema import metadata
 
 connection = context.config.attributes["connection"]
-context.configure(connection=connection, target_metadata=metadata, render_as_batch=True)
+context.configure(
+    connection=connection, target_metadata=metadata, render_as_batch=True, include_name=include_name
+)
 with context.begin_transaction():
     context.run_migrations()

@@ -1,0 +1,335 @@
+"""Master patient index benchmark: `$match` quality and latency, `$ins-lookup` latency, duplicates.
+
+For each backend and population size: `socle demo generate` (in-process: the INS registry, one
+hospital Patient per person, ~2 % second records with errors, no clinical content) into a fresh
+database, then
+- precision and recall of `$match` on the labelled benchmark queries (benchmark_set.py: 20 % exact,
+  55 % one error, 25 % two; 10 % of queries look for someone not stored, half of them homonyms):
+  precision of the `certain` grade, recall of certain+probable, and the precision of probable;
+- latency of one `$match`, three ways: the candidate SQL alone (the database floor), the service
+  (`mpi.match`: SQL + scoring), and the whole HTTP request through the ASGI app in-process;
+- latency of one `$ins-lookup` over HTTP (in-process), on random registry identities;
+- duplicate detection (`socle mpi duplicates`) over the whole store: throughput and recall against
+  the generated second records.
+The 1M/100k ratio of the p95 latencies is printed when both sizes run.
+
+    .venv/bin/python bench/mpi.py --backend both --patients 10000 100000
+    .venv/bin/python bench/mpi.py --fit --patients 100000 --queries 20000   # re-estimate model.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import random
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+from _common import PG_URL, load_line, machine_lines, percentile, pg_schema, unique_name
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from socle.referentials.identity import model  # noqa: E402
+from socle.referentials.identity.benchmark_set import Query, benchmark_queries  # noqa: E402
+from socle.referentials.identity.blocking import index_keys, query_keys  # noqa: E402
+from socle.referentials.identity.comparison import compare, record_from_traits  # noqa: E402
+from socle.referentials.identity.population import generate_people  # noqa: E402
+from socle.referentials.identity.traits import Traits  # noqa: E402
+
+
+def patient_json(traits: Traits) -> dict[str, Any]:
+    """A $match input as a client would send it: the traits typed at a desk."""
+    patient: dict[str, Any] = {"resourceType": "Patient"}
+    name: dict[str, Any] = {"use": "official"}
+    if traits.birth_name:
+        name["family"] = traits.birth_name
+    if traits.given_names:
+        name["given"] = list(traits.given_names)
+    patient["name"] = [name]
+    if traits.used_name:
+        patient["name"].append({"use": "usual", "family": traits.used_name})
+    if traits.birth_date:
+        patient["birthDate"] = traits.birth_date.to_fhir()
+    if traits.sex:
+        patient["gender"] = traits.sex
+    if traits.birthplace:
+        patient["extension"] = [
+            {
+                "url": "http://hl7.org/fhir/StructureDefinition/patient-birthPlace",
+                "valueAddress": {
+                    "extension": [
+                        {
+                            "url": "https://hl7.fr/ig/fhir/core/StructureDefinition/fr-core-address-insee-code",
+                            "valueCoding": {"code": traits.birthplace},
+                        }
+                    ]
+                },
+            }
+        ]
+    return patient
+
+
+def evaluate(results: Sequence[tuple[Query, str | None, list[tuple[str | None, str]]]]) -> dict[str, Any]:
+    """Precision of certain, recall of certain+probable, precision of probable, by query."""
+    certain_ok = certain_bad = probable_ok = probable_bad = 0
+    positives = found = 0
+    missed: collections.Counter[tuple[str, ...]] = collections.Counter()
+    for query, truth, graded in results:
+        got = False
+        for pid, grade in graded:
+            if grade == "certain":
+                certain_ok += pid == truth
+                certain_bad += pid != truth
+            elif grade == "probable":
+                probable_ok += pid == truth
+                probable_bad += pid != truth
+            got = got or (pid == truth and grade in ("certain", "probable"))
+        if truth is not None:
+            positives += 1
+            found += got
+            if not got:
+                missed[query.errors] += 1
+    return {
+        "certain_precision": certain_ok / max(1, certain_ok + certain_bad),
+        "certain": (certain_ok, certain_bad),
+        "probable_precision": probable_ok / max(1, probable_ok + probable_bad),
+        "probable": (probable_ok, probable_bad),
+        "recall": found / max(1, positives),
+        "positives": positives,
+        "missed": missed.most_common(6),
+    }
+
+
+def run_size(
+    url: str, backend: str, patients: int, queries: int, seed: int, http_samples: int
+) -> dict[str, Any]:
+    from sqlalchemy import select
+    from starlette.testclient import TestClient
+
+    from socle.app import create_app
+    from socle.config import Settings
+    from socle.referentials.identity import index, mpi
+    from socle.referentials.identity.demo import generate
+    from socle.referentials.identity.registry_schema import ins_registry
+    from socle.store.access import SYSTEM
+    from socle.store.engine import make_engine
+    from socle.store.migrate import upgrade
+    from socle.store.repository import Store
+
+    engine = make_engine(url)
+    upgrade(engine)
+    t0 = time.perf_counter()
+    summary = generate(patients=patients, seed=seed, engine=engine, out=None, clinical=0, queries=queries)
+    load_seconds = time.perf_counter() - t0
+    print(
+        f"  loaded {summary.patients} people + {summary.duplicates} second records, "
+        f"{summary.registry} registry identities in {load_seconds:.0f} s "
+        f"({(summary.patients + summary.duplicates) / load_seconds:.0f} Patients/s)",
+        flush=True,
+    )
+    from socle.referentials.identity.demo_resources import patient_id
+
+    service: list[float] = []
+    floor: list[float] = []
+    results = []
+    with engine.connect() as conn, conn.begin():
+        for q in summary.benchmark:
+            record = record_from_traits(q.traits)
+            t = time.perf_counter()
+            index.candidates(conn, record, SYSTEM)
+            floor.append(time.perf_counter() - t)
+            t = time.perf_counter()
+            found = mpi.match(conn, SYSTEM, q.traits, count=10)
+            service.append(time.perf_counter() - t)
+            ids = dict(
+                conn.execute(
+                    select(index.mpi_traits.c.resource_key, index.mpi_traits.c.compartment).where(
+                        index.mpi_traits.c.resource_key.in_([s.key for s in found])
+                    )
+                ).all()
+            )
+            truth = None if q.truth is None else patient_id(seed, q.truth)
+            results.append((q, truth, [(ids.get(s.key), s.grade) for s in found]))
+        registry_rows = conn.execute(select(ins_registry).limit(5000)).all()
+    quality = evaluate(results)
+
+    app = create_app(Settings(database_url="sqlite://"), store=Store(engine))
+    http: list[float] = []
+    lookups: list[float] = []
+    rng = random.Random(seed)
+    with TestClient(app) as client:
+        for q in rng.sample(summary.benchmark, min(http_samples, len(summary.benchmark))):
+            patient = patient_json(q.traits)
+            if "birthDate" not in patient:
+                continue
+            body = {"resourceType": "Parameters", "parameter": [{"name": "resource", "resource": patient}]}
+            t = time.perf_counter()
+            response = client.post("/fhir/Patient/$match", json=body)
+            http.append(time.perf_counter() - t)
+            assert response.status_code == 200, response.text
+        for row in rng.sample(registry_rows, min(http_samples, len(registry_rows))):
+            params = [
+                {"name": "family", "valueString": row.birth_name},
+                {"name": "given", "valueString": row.given_names.split()[0]},
+                {"name": "birthdate", "valueDate": row.birth_date},
+                {"name": "gender", "valueCode": "male" if row.sex == "M" else "female"},
+            ]
+            t = time.perf_counter()
+            response = client.post(
+                "/fhir/Patient/$ins-lookup", json={"resourceType": "Parameters", "parameter": params}
+            )
+            lookups.append(time.perf_counter() - t)
+            assert response.status_code == 200, response.text
+
+    t = time.perf_counter()
+    candidate_pairs = 0
+
+    def count_pairs(_patients: int, pairs: int) -> None:
+        nonlocal candidate_pairs
+        candidate_pairs += pairs
+
+    with engine.connect() as conn, conn.begin():
+        pairs = list(mpi.find_duplicates(conn, SYSTEM, min_grade="probable", progress=count_pairs))
+    dup_seconds = time.perf_counter() - t
+    truth = {frozenset(p) for p in summary.duplicate_truth}
+    reported = {frozenset((p.id_a, p.id_b)) for p in pairs}
+    engine.dispose()
+    ms = 1000.0
+    return {
+        "backend": backend,
+        "patients": patients,
+        "stored": summary.patients + summary.duplicates,
+        "load_seconds": load_seconds,
+        "quality": quality,
+        "floor_p50": percentile(floor, 50) * ms,
+        "floor_p95": percentile(floor, 95) * ms,
+        "service_p50": percentile(service, 50) * ms,
+        "service_p95": percentile(service, 95) * ms,
+        "http_p50": percentile(http, 50) * ms,
+        "http_p95": percentile(http, 95) * ms,
+        "http_p99": percentile(http, 99) * ms,
+        "lookup_p50": percentile(lookups, 50) * ms,
+        "lookup_p95": percentile(lookups, 95) * ms,
+        "dup_seconds": dup_seconds,
+        "dup_rate": (summary.patients + summary.duplicates) / dup_seconds if dup_seconds else 0.0,
+        "dup_candidate_pairs": candidate_pairs,
+        "dup_reported": len(reported),
+        "dup_recall": len(reported & truth) / max(1, len(truth)),
+        "dup_truth": len(truth),
+        "dup_precision": len(reported & truth) / max(1, len(reported)),
+    }
+
+
+def report(r: dict[str, Any]) -> None:
+    q = r["quality"]
+    print(f"  $match quality on {q['positives']} positive queries (+ negatives):")
+    print(
+        f"    certain   precision {q['certain_precision']:.5f} "
+        f"({q['certain'][0]} right, {q['certain'][1]} wrong)"
+    )
+    print(
+        f"    probable  precision {q['probable_precision']:.4f} "
+        f"({q['probable'][0]} right, {q['probable'][1]} wrong)"
+    )
+    print(f"    certain+probable recall {q['recall']:.4f}; most missed: {q['missed']}")
+    print(
+        f"  $match latency ms      p50 / p95: candidate SQL {r['floor_p50']:.2f} / {r['floor_p95']:.2f}, "
+        f"service {r['service_p50']:.2f} / {r['service_p95']:.2f}, "
+        f"HTTP in-process {r['http_p50']:.2f} / {r['http_p95']:.2f} (p99 {r['http_p99']:.2f})"
+    )
+    print(
+        f"  $ins-lookup latency ms p50 / p95: HTTP in-process {r['lookup_p50']:.2f} / {r['lookup_p95']:.2f}"
+    )
+    print(
+        f"  duplicates: {r['stored']} Patients in {r['dup_seconds']:.1f} s ({r['dup_rate']:.0f} Patients/s, "
+        f"{r['dup_candidate_pairs']} candidate pairs), {r['dup_reported']} pairs >= probable, "
+        f"recall {r['dup_recall']:.3f} of {r['dup_truth']} generated duplicates, "
+        f"precision {r['dup_precision']:.3f}"
+    )
+    print(f"  {load_line('end of size')}", flush=True)
+
+
+def fit(patients: int, queries: int, seed: int, random_pairs: int) -> None:
+    """Re-estimate model.WEIGHTS: m from labelled true pairs, u from random pairs (in memory)."""
+    people = list(generate_people(patients, seed))
+    records = [record_from_traits(p.traits, p.index) for p in people]
+    blocks: dict[str, list[int]] = collections.defaultdict(list)
+    for r in records:
+        assert r.key is not None
+        for k in index_keys(r):
+            blocks[k].append(r.key)
+    matches = []
+    for q in benchmark_queries(people, seed, queries):
+        if q.truth is None:
+            continue
+        record = record_from_traits(q.traits)
+        candidates = {c for k in query_keys(record) for c in blocks.get(k, ())}
+        if q.truth in candidates:
+            matches.append(compare(record, records[q.truth]))
+    rng = random.Random(seed + 5)
+    randoms = (
+        compare(records[rng.randrange(patients)], records[rng.randrange(patients)])
+        for _ in range(random_pairs)
+    )
+    weights = model.fit_weights(matches, randoms)
+    weights["ins"] = dict(model.WEIGHTS["ins"])
+    print(json.dumps(weights, indent=1))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="sqlite")
+    parser.add_argument("--patients", type=int, nargs="+", default=[10_000])
+    parser.add_argument("--queries", type=int, default=2000)
+    parser.add_argument("--http-samples", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--workdir", type=Path, default=None, help="Folder for SQLite files (default: a temp dir)."
+    )
+    parser.add_argument("--fit", action="store_true", help="Print re-estimated model weights and stop.")
+    parser.add_argument("--random-pairs", type=int, default=3_000_000)
+    args = parser.parse_args()
+    if args.fit:
+        fit(args.patients[0], args.queries, args.seed, args.random_pairs)
+        return
+    backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
+    for line in machine_lines(PG_URL if "postgresql" in backends else None):
+        print(line)
+    by_backend: dict[str, dict[int, dict[str, Any]]] = collections.defaultdict(dict)
+    for backend in backends:
+        for size in args.patients:
+            print(
+                f"\n[{backend}] {size} identities, {args.queries} benchmark queries, seed {args.seed}",
+                flush=True,
+            )
+            with ExitStack() as stack:
+                if backend == "sqlite":
+                    folder = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
+                    path = folder / f"mpi-{size}.db"
+                    for suffix in ("", "-wal", "-shm"):
+                        Path(f"{path}{suffix}").unlink(missing_ok=True)
+                    url = f"sqlite:///{path}"
+                else:
+                    url = stack.enter_context(pg_schema(PG_URL, unique_name("bench_mpi")))
+                result = run_size(url, backend, size, args.queries, args.seed, args.http_samples)
+            report(result)
+            by_backend[backend][size] = result
+    for backend, sizes in by_backend.items():
+        if len(sizes) > 1:
+            small, large = min(sizes), max(sizes)
+            for key in ("service_p95", "http_p95", "lookup_p95"):
+                ratio = sizes[large][key] / sizes[small][key] if sizes[small][key] else float("nan")
+                print(f"[{backend}] {key} {large}/{small} ratio: {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()

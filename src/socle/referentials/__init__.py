@@ -1,0 +1,1 @@
+"""Referentials: the national reference data every service names (identity, directory, terminology)."""

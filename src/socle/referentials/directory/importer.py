@@ -1,0 +1,362 @@
+"""`socle directory import`: stream the public extractions into FHIR resources, idempotently.
+
+- Streaming: lines are read one at a time (`_lines.read_lines`) and written in batches of about
+  `batch_lines` lines, one store transaction per batch; a batch only closes between two persons, so
+  all the lines of one idNat_PS (the file lists them together) map to one Practitioner at once.
+- Bad lines never stop an import: each is counted and reported with its number and reason.
+- Idempotent: ids come from national identifiers and unchanged resources are not rewritten
+  (`_upsert`). People and roles absent from a *full* extraction are end-dated (Practitioner
+  `active=false`, PractitionerRole `active=false` + `period.end`), never deleted; FINESS
+  establishments absent from a full FINESS file become inactive the same way.
+- Ownership: the FINESS file is the authority on structures; the person file creates the sites it
+  names but never overwrites a structure the FINESS import wrote.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+from socle.fhir.query import parse_query
+from socle.referentials.directory import mapping
+from socle.referentials.directory._lines import Line, first_line, read_lines
+from socle.referentials.directory._upsert import Resource, UpsertCounts, Upserter
+from socle.referentials.directory.extraction import Activity, LineError, is_activity_header, parse_activity
+from socle.referentials.directory.finess_file import (
+    Establishment,
+    FinessLayout,
+    finess_layout,
+    lambert93_to_wgs84,
+    parse_establishment,
+    parse_geolocation,
+)
+from socle.referentials.directory.search_params import ensure_search_parameters
+from socle.store.access import SYSTEM
+from socle.store.repository import Store
+from socle.store.search import compile_search
+
+__all__ = ["DirectoryImporter", "FileReport", "MAX_REPORTED_ERRORS"]
+
+MAX_REPORTED_ERRORS = 10_000  # rejected lines kept with their reason; all are counted
+Progress = Callable[[int], None]
+
+
+@dataclass
+class FileReport:
+    path: Path
+    kind: str = "unknown"  # "activity" or "finess"
+    lines: int = 0  # data lines read (header excluded)
+    accepted: int = 0
+    rejected: int = 0
+    errors: list[tuple[int, str]] = field(default_factory=list)
+    warnings: int = 0
+    warning_examples: list[tuple[int, str]] = field(default_factory=list)
+    non_utf8_lines: int = 0
+    counts: UpsertCounts = field(default_factory=UpsertCounts)
+    end_dated: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    failure: str | None = None  # the whole file could not be read
+
+    def reject(self, number: int, reason: str) -> None:
+        self.rejected += 1
+        if len(self.errors) < MAX_REPORTED_ERRORS:
+            self.errors.append((number, reason))
+
+    def warn(self, number: int, messages: Iterable[str]) -> None:
+        for message in messages:
+            self.warnings += 1
+            if len(self.warning_examples) < 100:
+                self.warning_examples.append((number, message))
+
+    @property
+    def lines_per_second(self) -> float:
+        return self.lines / self.seconds if self.seconds else 0.0
+
+
+class DirectoryImporter:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        batch_lines: int = 1000,
+        full: bool = True,
+        today: date | None = None,
+    ) -> None:
+        self.store = store
+        self.batch_lines = batch_lines
+        self.full = full
+        self.today = (today or date.today()).isoformat()
+        self.upserter = Upserter(store)
+        # ids written by this run: structures are shared by many lines, persons must not be
+        # end-dated when a later file of the same run lists them.
+        self._seen: dict[str, set[str]] = {}
+        self._structures: set[str] = set()
+
+    # -- entry point ---------------------------------------------------------------------------
+
+    def import_files(self, paths: Sequence[Path], progress: Progress | None = None) -> list[FileReport]:
+        """Import every file (kind told by its header), then end-date what full files no longer list."""
+        reports = []
+        with self.store.write() as conn:
+            ensure_search_parameters(self.store, conn)
+        for path in paths:
+            report = FileReport(Path(path))
+            started = time.perf_counter()
+            header = first_line(report.path) if report.path.exists() else ""
+            layout = finess_layout(header)
+            if not report.path.exists():
+                report.failure = "file not found"
+            elif is_activity_header(header):
+                report.kind = "activity"
+                self._import_activities(report, progress)
+            elif layout is not None:
+                report.kind = "finess"
+                self._import_finess(report, layout, progress)
+            else:
+                report.failure = (
+                    "not a known extraction: header is neither the person/activity file nor FINESS"
+                )
+            report.seconds = time.perf_counter() - started
+            reports.append(report)
+        if self.full:
+            self._end_date(reports)
+        return reports
+
+    # -- person / activity file ---------------------------------------------------------------
+
+    def _import_activities(self, report: FileReport, progress: Progress | None) -> None:
+        batch: list[list[Activity]] = []  # one list of lines per person, in file order
+        size = 0
+        pending = 0
+        for line in read_lines(report.path):
+            size += line.size
+            if line.number == 1:
+                continue
+            if self._count(report, line) is None:
+                continue
+            try:
+                activity = parse_activity(line.text)
+            except LineError as error:
+                report.reject(line.number, str(error))
+                continue
+            report.accepted += 1
+            report.warn(line.number, activity.warnings)
+            if batch and batch[-1][0].idnat == activity.idnat:
+                batch[-1].append(activity)
+            else:
+                if pending >= self.batch_lines:
+                    self._write_people(report, batch)
+                    batch, pending = [], 0
+                    if progress is not None:
+                        progress(size)
+                        size = 0
+                batch.append([activity])
+            pending += 1
+        if batch:
+            self._write_people(report, batch)
+        if progress is not None:
+            progress(size)
+
+    def _count(self, report: FileReport, line: Line) -> Line | None:
+        if not line.text.strip():
+            return None
+        report.lines += 1
+        if line.encoding != "utf-8":
+            report.non_utf8_lines += 1
+        return line
+
+    def _write_people(self, report: FileReport, people: list[list[Activity]]) -> None:
+        bodies: list[Resource] = []
+        structures: list[Resource] = []
+        legal: list[Resource] = []
+        practitioners = self._seen.setdefault("Practitioner", set())
+        roles_seen = self._seen.setdefault("PractitionerRole", set())
+        # Written earlier in this run: the file listed this person's lines in two places.
+        repeated: set[str] = set()
+        for lines in people:
+            bodies.append(mapping.practitioner(lines))
+            pid = mapping.practitioner_id(lines[0].idnat)
+            if pid in practitioners:
+                repeated.add(pid)
+            practitioners.add(pid)
+            by_role: dict[str, list[Activity]] = {}
+            for a in lines:
+                by_role.setdefault(mapping.role_id(a), []).append(a)
+                key = a.structure_key
+                if key and key not in self._structures:
+                    site = mapping.site_resources(a)
+                    if site is not None:
+                        structures.extend(site)
+                        self._structures.add(key)
+                if a.finess_legal and f"finess-{a.finess_legal}" not in self._structures:
+                    legal.append(mapping.legal_entity(a.finess_legal))
+                    self._structures.add(f"finess-{a.finess_legal}")
+            for rid, role_lines in by_role.items():
+                bodies.append(mapping.practitioner_role(role_lines))
+                if rid in roles_seen:
+                    repeated.add(rid)
+                roles_seen.add(rid)
+
+        def merge(existing: Resource, new: Resource) -> Resource | None:
+            return _merge_repeated(existing, new) if new["id"] in repeated else new
+
+        with self.store.write() as conn:
+            report.counts.add(self.upserter.write(conn, legal, merge=_create_only))
+            report.counts.add(self.upserter.write(conn, structures, merge=_finess_wins))
+            report.counts.add(self.upserter.write(conn, bodies, merge=merge))
+
+    # -- FINESS establishments ----------------------------------------------------------------
+
+    def _import_finess(self, report: FileReport, layout: FinessLayout, progress: Progress | None) -> None:
+        positions = self._geolocations(report.path) if layout.raw else {}
+        batch: list[Resource] = []
+        size = 0
+        seen = self._seen.setdefault("Organization", set())
+        for line in read_lines(report.path):
+            size += line.size
+            if (
+                line.number == 1 and not line.text.lower().startswith("structureet")
+            ) or not line.text.strip():
+                continue
+            if layout.raw and not line.text[:11].lower().startswith("structureet"):
+                continue  # geolocalisation and other record kinds: not establishments
+            if self._count(report, line) is None:
+                continue
+            try:
+                establishment = parse_establishment(line.text, layout)
+            except LineError as error:
+                report.reject(line.number, str(error))
+                continue
+            if establishment is None:
+                continue
+            report.accepted += 1
+            report.warn(line.number, establishment.warnings)
+            position = _position(establishment, positions.get(establishment.finess))
+            batch.extend(mapping.establishment_resources(establishment, position))
+            seen.add(f"finess-{establishment.finess}")
+            if len(batch) >= 2 * self.batch_lines:
+                self._write_structures(report, batch)
+                batch = []
+                if progress is not None:
+                    progress(size)
+                    size = 0
+        if batch:
+            self._write_structures(report, batch)
+        if progress is not None:
+            progress(size)
+
+    def _geolocations(self, path: Path) -> dict[str, tuple[float, float, str]]:
+        """First pass over a raw file: its `geolocalisation` lines come after every establishment."""
+        found: dict[str, tuple[float, float, str]] = {}
+        for line in read_lines(path):
+            if line.text[:15].lower() == "geolocalisation":
+                parsed = parse_geolocation(line.text)
+                if parsed is not None:
+                    found[parsed[0]] = parsed[1:]
+        return found
+
+    def _write_structures(self, report: FileReport, resources: list[Resource]) -> None:
+        legal = [
+            r for r in resources if r["resourceType"] == "Organization" and "partOf" not in r and _is_legal(r)
+        ]
+        others = [r for r in resources if not (r["resourceType"] == "Organization" and _is_legal(r))]
+        legal = [r for r in legal if r["id"] not in self._structures]
+        self._structures.update(r["id"] for r in legal)
+        with self.store.write() as conn:
+            report.counts.add(self.upserter.write(conn, legal, merge=_create_only))
+            report.counts.add(self.upserter.write(conn, others))
+
+    # -- end-dating ---------------------------------------------------------------------------
+
+    def _end_date(self, reports: list[FileReport]) -> None:
+        """Deactivate what the run's full files own but no longer list (never deletes anything)."""
+        kinds = {r.kind for r in reports if r.failure is None}
+        plans: list[tuple[FileReport, str, str, list[tuple[str, str]]]] = []
+        if "activity" in kinds:
+            report = next(r for r in reports if r.kind == "activity")
+            for rt in ("Practitioner", "PractitionerRole"):
+                plans.append((report, rt, rt, [("_source", mapping.SOURCE_RPPS), ("active", "true")]))
+        if "finess" in kinds:
+            report = next(r for r in reports if r.kind == "finess")
+            plans.append(
+                (
+                    report,
+                    "Organization",
+                    "Organization",
+                    [("_source", mapping.SOURCE_FINESS), ("active", "true")],
+                )
+            )
+        for report, rt, seen_key, criteria in plans:
+            seen = self._seen.get(seen_key, set())
+            gone = [id_ for id_ in self._owned_ids(rt, criteria) if id_ not in seen]
+            if not gone:
+                continue
+            for start in range(0, len(gone), 500):
+                chunk = gone[start : start + 500]
+                with self.store.write() as conn:
+                    current = self.upserter.existing(conn, rt, chunk)
+                    for body in current.values():
+                        self.store.update(conn, _ended(body, self.today))
+                    if rt == "Organization":  # their Locations follow
+                        places = self.upserter.existing(conn, "Location", list(current))
+                        for body in places.values():
+                            self.store.update(conn, {**body, "status": "inactive"})
+            report.end_dated[rt] = len(gone)
+
+    def _owned_ids(self, resource_type: str, criteria: list[tuple[str, str]]) -> Iterator[str]:
+        statement = compile_search(parse_query(resource_type, criteria, strict=True), SYSTEM)
+        with self.store.read() as conn:
+            ids = [str(row[1]) for row in conn.execute(statement)]
+        yield from ids
+
+
+def _is_legal(resource: Resource) -> bool:
+    return any(
+        c.get("code") == "FINEJ"
+        for i in resource.get("identifier", ())
+        for c in i.get("type", {}).get("coding", ())
+    )
+
+
+def _position(e: Establishment, geo: tuple[float, float, str] | None) -> tuple[float, float] | None:
+    """WGS 84 position of an establishment from its Lambert 93 coordinates (metropolitan France only)."""
+    x, y, source = (geo[0], geo[1], geo[2]) if geo else (e.x, e.y, e.coordinate_source)
+    if x is None or y is None:
+        return None
+    if source and "LAMBERT_93" not in source.upper().replace(" ", "_") and geo is not None:
+        return None  # overseas projections (UTM…): fall back to the commune's centre
+    return lambert93_to_wgs84(x, y)
+
+
+def _ended(body: Resource, today: str) -> Resource:
+    ended = {k: v for k, v in body.items() if k != "meta"}
+    if (body.get("meta") or {}).get("source"):
+        ended["meta"] = {"source": body["meta"]["source"]}
+    ended["active"] = False
+    if body["resourceType"] == "PractitionerRole":
+        ended["period"] = {**(body.get("period") or {}), "end": today}
+    return ended
+
+
+def _create_only(_existing: Resource, _new: Resource) -> Resource | None:
+    return None
+
+
+def _finess_wins(existing: Resource, new: Resource) -> Resource | None:
+    """The person file never overwrites a structure that the FINESS import owns."""
+    if (existing.get("meta") or {}).get("source") == mapping.SOURCE_FINESS:
+        return None
+    return new
+
+
+def _merge_repeated(existing: Resource, new: Resource) -> Resource:
+    """A person (or role) met twice in one run: keep what both sets of lines said."""
+    merged = dict(new)
+    for key in ("qualification", "telecom", "specialty", "code"):
+        union = list(new.get(key, [])) + [v for v in existing.get(key, []) if v not in new.get(key, [])]
+        if union:
+            merged[key] = union
+    return merged

@@ -1,0 +1,209 @@
+"""SQL conditions for the equality-like search types: token, string, reference, uri, and `:missing`.
+
+Each builder takes the resource type, the clause and the `resource_key` column of the (possibly
+aliased) `resource` row being filtered, and returns a condition on it: `key IN (SELECT resource_key
+FROM idx_x WHERE ...)` served by a covering index, or a correlated (NOT) EXISTS where an anti-join
+is meant (`:not`, `:missing=true`). Token, reference and uri values are equalities on the frozen
+64-bit hashes (`socle.fhir.hashing`) that `socle.store.indexes` wrote the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypeVar
+
+from sqlalchemy import ColumnElement, Table, and_, exists, false, func, not_, or_, select
+
+from socle.fhir.errors import Invalid, NotSupported
+from socle.fhir.hashing import param_hash, system_value_hash, value_hash
+from socle.fhir.query import (
+    Clause,
+    IdentifierTypeValue,
+    MissingValue,
+    ReferenceValue,
+    SearchValue,
+    StringValue,
+    TokenValue,
+    UriValue,
+)
+from socle.fhir.resource_types import resource_types
+from socle.fhir.search_params import normalize_string
+from socle.store.indexes import (
+    MAX_STRING_LENGTH,
+    idx_composite,
+    idx_date,
+    idx_number,
+    idx_quantity,
+    idx_reference,
+    idx_string,
+    idx_token,
+    idx_uri,
+)
+
+__all__ = ["missing", "reference", "string", "string_values", "token", "typed", "uri"]
+
+Condition = ColumnElement[bool]
+Key = ColumnElement[int]
+_V = TypeVar("_V", bound=SearchValue)
+_PREFIX_END = "\U0010ffff"  # sorts after any character: [v, v + END) is "starts with v"
+
+
+def typed(clause: Clause, kind: type[_V]) -> list[_V]:
+    values = [v for v in clause.values if isinstance(v, kind)]
+    if len(values) != len(clause.values):
+        raise Invalid(f"Unexpected value for {clause.text}")
+    return values
+
+
+def token(rt: str, clause: Clause, key: Key) -> Condition:
+    """search.html#token; `:not` keeps resources with no value at all (an anti-join, as R4 says)."""
+    name, modifier = clause.name, clause.modifier
+    if modifier == "text":  # display / CodeableConcept.text, indexed as strings under `<name>:text`
+        return string_values(rt, name + ":text", typed(clause, StringValue), None, key)
+    if modifier == "of-type":
+        hashes = [
+            system_value_hash(rt, name + ":of-type", f"{v.type_system}|{v.type_code}", v.value)
+            for v in typed(clause, IdentifierTypeValue)
+        ]
+        return key.in_(select(idx_token.c.resource_key).where(idx_token.c.sys_value_hash.in_(hashes)))
+    if modifier in ("above", "below", "in", "not-in"):
+        raise NotSupported(
+            f"{clause.text} needs a terminology server (code system hierarchies, value sets): not supported"
+        )
+    condition = _token_condition(rt, name, typed(clause, TokenValue))
+    if modifier == "not":
+        return not_(exists().where(idx_token.c.resource_key == key, condition))
+    return key.in_(select(idx_token.c.resource_key).where(condition))
+
+
+def _token_condition(rt: str, name: str, values: Sequence[TokenValue]) -> Condition:
+    """`code`, `system|code`, `|code`, `system|`: each one hash equality on an indexed column."""
+    by_value, by_system_value, by_system = [], [], []
+    for v in values:
+        if v.code is None:
+            by_system.append(value_hash(rt, name, v.system or ""))
+        elif v.system is None:
+            by_value.append(value_hash(rt, name, v.code))
+        else:
+            by_system_value.append(system_value_hash(rt, name, v.system, v.code))
+    parts: list[Condition] = []
+    if by_value:
+        parts.append(idx_token.c.value_hash.in_(by_value))
+    if by_system_value:
+        parts.append(idx_token.c.sys_value_hash.in_(by_system_value))
+    if by_system:  # ix_idx_token_param_sys
+        parts.append(and_(idx_token.c.param_hash == param_hash(rt, name), idx_token.c.sys_hash.in_(by_system)))
+    return or_(*parts)
+
+
+def string(rt: str, clause: Clause, key: Key) -> Condition:
+    return string_values(rt, clause.name, typed(clause, StringValue), clause.modifier, key)
+
+
+def string_values(
+    rt: str, name: str, values: Sequence[StringValue], modifier: str | None, key: Key
+) -> Condition:
+    """Default: starts with, on the case- and accent-folded form (search.html#string); `:exact`
+    compares the original text; `:contains` is a substring anywhere (no index range: it filters the
+    parameter's rows)."""
+    column = idx_string.c.value_normalized
+    parts = []
+    for v in values:
+        folded = normalize_string(v.text)[:MAX_STRING_LENGTH]
+        if modifier == "exact":
+            parts.append(and_(column == folded, idx_string.c.value_exact == v.text))
+        elif modifier == "contains":
+            parts.append(column.contains(folded, autoescape=True))
+        else:
+            parts.append(and_(column >= folded, column < folded + _PREFIX_END))
+    keys = select(idx_string.c.resource_key).where(idx_string.c.param_hash == param_hash(rt, name), or_(*parts))
+    return key.in_(keys)
+
+
+def reference(rt: str, clause: Clause, key: Key) -> Condition:
+    """search.html#reference: `Type/id`, `id` (every possible target type), absolute URL, `:Type`,
+    `:identifier` (Reference.identifier, indexed as a token under `<name>:identifier`)."""
+    name = clause.name
+    if clause.modifier == "identifier":
+        condition = _token_condition(rt, name + ":identifier", typed(clause, TokenValue))
+        return key.in_(select(idx_token.c.resource_key).where(condition))
+    if clause.modifier in ("above", "below"):
+        raise NotSupported(f"{clause.text}: hierarchical reference search is not supported")
+    hashes: list[int] = []
+    for v in typed(clause, ReferenceValue):
+        if v.url is not None:
+            hashes.append(value_hash(rt, name, v.url))
+        elif v.id is not None:
+            targets = [v.resource_type] if v.resource_type else clause.param.targets or sorted(resource_types())
+            hashes.extend(system_value_hash(rt, name, target, v.id) for target in targets)
+    if not hashes:
+        return false()
+    return key.in_(select(idx_reference.c.resource_key).where(idx_reference.c.target_hash.in_(hashes)))
+
+
+def uri(rt: str, clause: Clause, key: Key) -> Condition:
+    """search.html#uri: equality; `:above` the stored uri is a `/`-prefix of the value (each prefix
+    is one more hash), `:below` the value is a prefix of the stored uri (filters the parameter's rows)."""
+    name = clause.name
+    values = [v.uri for v in typed(clause, UriValue)]
+    if clause.modifier == "below":
+        column = idx_uri.c.uri
+        starts = [func.substr(column, 1, len(v)) == v for v in values]
+        where = and_(idx_uri.c.param_hash == param_hash(rt, name), or_(*starts))
+        return key.in_(select(idx_uri.c.resource_key).where(where))
+    if clause.modifier == "above":
+        values = [prefix for v in values for prefix in _uri_prefixes(v)]
+    hashes = [value_hash(rt, name, v) for v in values]
+    return key.in_(select(idx_uri.c.resource_key).where(idx_uri.c.uri_hash.in_(hashes)))
+
+
+def _uri_prefixes(uri: str) -> list[str]:
+    """`http://a.org/fhir/ValueSet/1` and its parents down to `http://a.org`, never the bare scheme."""
+    out = [uri]
+    start = uri.find("://")
+    floor = uri.find("/", start + 3) if start >= 0 else 0
+    cut = uri.rfind("/")
+    while cut > max(floor, 0):
+        uri = uri[:cut]
+        out.append(uri)
+        cut = uri.rfind("/")
+    if floor > 0 and uri[:floor] not in out:
+        out.append(uri[:floor])
+    return out
+
+
+# Where each search type keeps its rows, and the extra rows that also mean "has a value".
+_MISSING_TABLES: dict[str, tuple[tuple[Table, str], ...]] = {
+    "token": ((idx_token, ""), (idx_string, ":text")),
+    "string": ((idx_string, ""),),
+    "date": ((idx_date, ""),),
+    "number": ((idx_number, ""),),
+    "quantity": ((idx_quantity, ""),),
+    "reference": ((idx_reference, ""), (idx_token, ":identifier")),
+    "uri": ((idx_uri, ""),),
+    "composite": ((idx_composite, ""),),
+}
+
+
+def missing(rt: str, clause: Clause, key: Key) -> Condition:
+    """`:missing=true`: no index row for the parameter (NOT EXISTS); `false`: at least one.
+
+    Correlated on `resource_key`, the leading column of every index table's primary key, so
+    each probe is a range read of one resource's rows.
+    """
+    param = clause.param
+    tables = _MISSING_TABLES.get(param.type)
+    if tables is None:
+        raise NotSupported(f"{clause.text} is not supported")
+    names = param.union_of or (param.name,)
+    has_value = or_(
+        *(
+            exists().where(table.c.resource_key == key, table.c.param_hash == param_hash(rt, name + suffix))
+            for table, suffix in tables
+            for name in names
+        )
+    )
+    wanted = typed(clause, MissingValue)
+    conditions = [not_(has_value) if v.missing else has_value for v in wanted]
+    return or_(*conditions)
+

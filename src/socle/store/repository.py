@@ -34,7 +34,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from socle.fhir.compartment import patient_compartment
 from socle.fhir.errors import Conflict, Gone, NotFound, PreconditionFailed
 from socle.fhir.query import parse_query
-from socle.store import includes, indexes, results, search
+from socle.store import includes, index_hooks, indexes, results, search
 from socle.store.access import AccessFilter
 from socle.store.clock import now_us, to_instant
 from socle.store.matches import MatchSet
@@ -372,13 +372,12 @@ class Store:
                 for key, row in zip(keys, rows, strict=True)
             ],
         )
-        indexes.write_indexes(
-            conn,
-            [
-                (key, body["resourceType"], compartment, body)
-                for key, (body, _, compartment) in zip(keys, prepared, strict=True)
-            ],
-        )
+        items = [
+            (key, body["resourceType"], compartment, body)
+            for key, (body, _, compartment) in zip(keys, prepared, strict=True)
+        ]
+        indexes.write_indexes(conn, items)
+        index_hooks.write(conn, items)
         return [
             StoredVersion(
                 key, body["resourceType"], body["id"], 1, now, False, compartment, raw, "POST", body
@@ -472,6 +471,7 @@ class Store:
                 )
             )
             indexes.delete_indexes(conn, [key])
+            index_hooks.delete(conn, resource_type, [key])
             return StoredVersion(key, resource_type, id, version + 1, now, True, compartment, None, "DELETE")
 
     def _write_version(
@@ -506,8 +506,11 @@ class Store:
                 content=content,
             )
         )
+        item = (key, body["resourceType"], compartment, body)
         indexes.delete_indexes(conn, [key])
-        indexes.write_indexes(conn, [(key, body["resourceType"], compartment, body)])
+        indexes.write_indexes(conn, [item])
+        index_hooks.delete(conn, body["resourceType"], [key])
+        index_hooks.write(conn, [item])
         return StoredVersion(
             key, body["resourceType"], body["id"], version + 1, now, False, compartment, raw, method, body
         )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import ColumnElement, Engine, FromClause, func, select
 
 from socle.referentials.identity import index
@@ -73,11 +72,6 @@ def test_candidates_honour_the_access_filter(engine: Engine) -> None:
         assert [r.id for r in seen] == ["jean2"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="until the repository calls index.write_blocking_keys/delete_blocking_keys next to write_indexes/"
-    "delete_indexes (see the report): then this passes and the marker must go",
-)
 def test_patient_writes_through_the_store_keep_the_index(engine: Engine) -> None:
     store = Store(engine)
     with store.write() as conn:

@@ -24,6 +24,7 @@ from socle.referentials.identity.comparison import Record, record_from_traits
 from socle.referentials.identity.profile import traits_from_patient
 from socle.referentials.identity.registry_schema import mpi_block, mpi_traits
 from socle.referentials.identity.traits import PartialDate, parse_partial_date
+from socle.store import index_hooks
 from socle.store.access import AccessFilter
 from socle.store.schema import resource
 from socle.store.versioned import StoredVersion
@@ -100,6 +101,10 @@ def delete_blocking_keys(conn: Connection, keys: Sequence[int]) -> None:
         chunk = list(keys[start : start + 500])
         conn.execute(delete(mpi_block).where(mpi_block.c.resource_key.in_(chunk)))
         conn.execute(delete(mpi_traits).where(mpi_traits.c.resource_key.in_(chunk)))
+
+
+# The store keeps these rows in every Patient write's own transaction (see socle.store.index_hooks).
+index_hooks.register(("Patient",), write_blocking_keys, delete_blocking_keys)
 
 
 def refresh(conn: Connection, versions: Iterable[StoredVersion]) -> None:

@@ -21,7 +21,19 @@ tests/crosscheck/node_modules/.installed: tests/crosscheck/package-lock.json
 	npm ci --prefix tests/crosscheck --no-audit --no-fund --loglevel=error
 	touch $@
 
-install: $(VENV)/.installed
+# The French state design system (DSFR), served locally by the login and portal pages (no CDN).
+# --ignore-scripts: the package's preinstall script refuses to run outside its own repository.
+DSFR_VERSION := 1.15.3
+DSFR_DIR := src/socle/portals/static/dsfr
+$(DSFR_DIR)/.installed:
+	npm install --ignore-scripts --no-save --no-audit --no-fund --loglevel=error --prefix var/dsfr-build @gouvfr/dsfr@$(DSFR_VERSION)
+	mkdir -p $(DSFR_DIR)
+	cp -r var/dsfr-build/node_modules/@gouvfr/dsfr/dist/dsfr.min.css var/dsfr-build/node_modules/@gouvfr/dsfr/dist/dsfr.module.min.js \
+	      var/dsfr-build/node_modules/@gouvfr/dsfr/dist/dsfr.nomodule.min.js var/dsfr-build/node_modules/@gouvfr/dsfr/dist/fonts \
+	      var/dsfr-build/node_modules/@gouvfr/dsfr/dist/favicon $(DSFR_DIR)/
+	touch $@
+
+install: $(VENV)/.installed $(DSFR_DIR)/.installed
 
 # PostgreSQL is the production backend; every store test runs on it too, so make sure it is up.
 services:

@@ -12,6 +12,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from socle.commands.auth import clients_app
+from socle.commands.auth import token as token_command
 from socle.commands.demo import demo_app
 from socle.commands.directory import directory_app
 from socle.commands.identity import ins_app, mpi_app
@@ -24,6 +26,8 @@ app.add_typer(directory_app, name="directory")
 app.add_typer(demo_app, name="demo")
 app.add_typer(ins_app, name="ins")
 app.add_typer(mpi_app, name="mpi")
+app.add_typer(clients_app, name="clients")
+app.command("token")(token_command)
 
 console = Console(stderr=True)
 

@@ -23,6 +23,27 @@ class Settings(BaseSettings):
     # Page size for history when the client gives no _count, and the ceiling on _count.
     default_page_size: int = 50
     max_page_size: int = 1000
+    # Authorization server (socle.trust.auth). When true, every /fhir route but `metadata` needs a
+    # bearer token (401 with WWW-Authenticate; 403 when its scopes do not cover the interaction).
+    auth_required: bool = False
+    # Issuer URL of the tokens (https://host); derived from the request when unset.
+    issuer: str | None = None
+    # Master key encrypting the signing keys at rest (a Fernet key); when unset it is read from, or
+    # created in, `auth_master_key_file` (mode 0600), so that it is neither in the database nor the repo.
+    auth_master_key: str | None = None
+    auth_master_key_file: Path = Path("var") / "auth-master.key"
+    # Lifetimes in seconds.
+    access_token_ttl: int = 600
+    refresh_token_ttl: int = 30 * 24 * 3600
+    # Argon2id cost for passwords and client secrets (RFC 9106 second recommended option: 64 MiB, t=3).
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    # Outgoing messages (activation codes, one-time codes): "outbox" (a table, readable in the demo)
+    # or "smtp" (to smtp_host:smtp_port, no TLS: a local relay or test server).
+    delivery: str = "outbox"
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_sender: str = "no-reply@socle.localhost"
 
 
 @functools.cache

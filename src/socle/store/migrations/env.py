@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
+import socle.store.auth_tables  # noqa: F401  (authorization server tables)
 import socle.store.indexes  # noqa: F401  (registers the index tables on the metadata)
 from socle.store.fulltext import include_name
 from socle.store.schema import metadata

@@ -1,0 +1,151 @@
+"""`socle clients …` and `socle token`: the authorization server for operators.
+
+- `socle clients add ID [--public|--confidential|--backend] [--redirect-uri URI]… [--jwks-url URL]`
+- `socle clients list`, `socle clients remove ID`
+- `socle token --client-id ID --scope S`: an operator with database access mints an access token
+  for a registered client (as a client_credentials grant would), printed on the last line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from socle.config import get_settings
+
+clients_app = typer.Typer(help="OAuth / SMART clients of the authorization server.", no_args_is_help=True)
+console = Console(stderr=True)
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option("--database", help="Database URL (default: SOCLE_DATABASE_URL or ./var/socle.db)."),
+]
+
+
+def _engine(database: str | None):  # type: ignore[no-untyped-def]
+    from socle.store.engine import make_engine
+    from socle.store.migrate import upgrade
+
+    engine = make_engine(database or get_settings().database_url)
+    upgrade(engine)
+    return engine
+
+
+@clients_app.command("add")
+def clients_add(
+    client_id: Annotated[str, typer.Argument(help="The client_id.")],
+    backend: Annotated[
+        bool, typer.Option("--backend", help="SMART Backend Services (private_key_jwt).")
+    ] = False,
+    public: Annotated[bool, typer.Option("--public", help="Public client (PKCE, no secret).")] = False,
+    redirect_uri: Annotated[
+        list[str] | None, typer.Option("--redirect-uri", help="Allowed redirect URI.")
+    ] = None,
+    jwks_url: Annotated[str | None, typer.Option("--jwks-url", help="Backend client's JWKS URL.")] = None,
+    jwks_file: Annotated[
+        Path | None, typer.Option("--jwks-file", help="Backend client's JWKS (inline).")
+    ] = None,
+    scope: Annotated[str | None, typer.Option("--scope", help="Most scopes the client may get.")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Display name.")] = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Register a client; a confidential client's secret is printed once, on the last line."""
+    from socle.trust.auth.clients import add_client
+
+    if backend and public:
+        raise typer.BadParameter("--backend and --public exclude each other")
+    kind = "backend" if backend else "public" if public else "confidential"
+    jwks = orjson.loads(jwks_file.read_bytes()) if jwks_file else None
+    engine = _engine(database)
+    try:
+        with engine.begin() as conn:
+            secret = add_client(
+                conn,
+                get_settings(),
+                client_id,
+                kind=kind,
+                name=name,
+                redirect_uris=list(redirect_uri or []),
+                scope=scope,
+                jwks_uri=jwks_url,
+                jwks=jwks,
+            )
+    except ValueError as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    console.print(f"client {client_id!r} registered ({kind})", highlight=False)
+    if secret:
+        console.print("client secret (shown once, stored hashed):")
+        typer.echo(secret)
+
+
+@clients_app.command("list")
+def clients_list(database: DatabaseOption = None) -> None:
+    """List the registered clients."""
+    from socle.trust.auth.clients import list_clients
+
+    engine = _engine(database)
+    with engine.connect() as conn:
+        clients = list_clients(conn)
+    engine.dispose()
+    table = Table("client_id", "kind", "redirect URIs", "scope")
+    for c in clients:
+        table.add_row(c.client_id, c.kind, " ".join(c.redirect_uris), c.scope)
+    Console().print(table)
+
+
+@clients_app.command("remove")
+def clients_remove(client_id: Annotated[str, typer.Argument()], database: DatabaseOption = None) -> None:
+    """Remove a client (its tokens stay valid until they expire)."""
+    from socle.trust.auth.clients import remove_client
+
+    engine = _engine(database)
+    with engine.begin() as conn:
+        removed = remove_client(conn, client_id)
+    engine.dispose()
+    if not removed:
+        console.print(f"[red]error:[/] no client {client_id!r}", highlight=False)
+        raise typer.Exit(1)
+    console.print(f"client {client_id!r} removed", highlight=False)
+
+
+def token(
+    client_id: Annotated[str, typer.Option("--client-id", help="A registered client.")],
+    scope: Annotated[str, typer.Option("--scope", help='Scopes, e.g. "system/*.cruds".')],
+    issuer: Annotated[
+        str | None, typer.Option("--issuer", help="Issuer URL (default: SOCLE_ISSUER).")
+    ] = None,
+    database: DatabaseOption = None,
+) -> None:
+    """Print an access token for a client (operators: the database access is the credential)."""
+    from socle.trust.auth.clients import get_client
+    from socle.trust.auth.grants import token_response
+    from socle.trust.auth.scopes import ScopeSet
+
+    settings = get_settings()
+    iss = (issuer or settings.issuer or "http://127.0.0.1:8080").rstrip("/")
+    engine = _engine(database)
+    try:
+        with engine.begin() as conn:
+            client = get_client(conn, client_id)
+            if client is None:
+                console.print(f"[red]error:[/] no client {client_id!r}", highlight=False)
+                raise typer.Exit(1)
+            granted = ScopeSet.parse(scope).narrow_to(ScopeSet.parse(client.scope))
+            if not granted.raw:
+                console.print(f"[red]error:[/] {scope!r} is outside the client's scopes ({client.scope})")
+                raise typer.Exit(1)
+            kind = "app" if client.kind == "backend" else "system"
+            grant = {"sub": client_id, "client_id": client_id, "scope": str(granted), "kind": kind}
+            body = token_response(conn, settings, iss, grant, family=None, with_id_token=False)
+    finally:
+        engine.dispose()
+    console.print(f"issuer {iss}, scope {granted}, expires in {body['expires_in']} s", highlight=False)
+    typer.echo(body["access_token"])

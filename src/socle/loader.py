@@ -66,6 +66,7 @@ def load_paths(paths: list[Path], database_url: str, console: Console) -> Summar
             loader.load(unit)
             progress.advance(task, unit.size)
         loader.retry_deferred()
+    loader.store.analyze()  # fresh planner statistics for what was just loaded
     _print_summary(loader.summary, console)
     engine.dispose()
     return loader.summary

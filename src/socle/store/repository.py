@@ -42,6 +42,11 @@ from socle.store.schema import resource, resource_history
 from socle.store.versioned import StoredVersion
 
 
+# SQLite statistics are refreshed as the database grows: after 500 resources, then each time the
+# number created since start doubles, then every 20,000.
+ANALYZE_FIRST, ANALYZE_EVERY = 500, 20_000
+
+
 @dataclass(frozen=True)
 class HistoryPage:
     versions: list[StoredVersion]
@@ -53,6 +58,8 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
+        self._created = 0  # resources created by this process (approximate across threads)
+        self._next_analyze = ANALYZE_FIRST
         # On PostgreSQL read JSONB as text: the bytes go to the client without a parse/serialise cycle.
         self._content = resource.c.content if self._sqlite else cast(resource.c.content, Text)
         self._history_content = (
@@ -68,6 +75,22 @@ class Store:
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
                 yield conn
+        if self._sqlite and self._created >= self._next_analyze:
+            self._next_analyze = self._created + min(ANALYZE_EVERY, self._created)
+            self.analyze()
+
+    def analyze(self) -> None:
+        """Refresh the planner's statistics (automatic on SQLite; after bulk loads on PostgreSQL too).
+
+        Without statistics SQLite may drive a search from the wrong index and scan every row of a
+        parameter instead of one patient's (bench/README.md, search). `analysis_limit` bounds the
+        cost to a sample of each index, so this takes milliseconds even on large databases.
+        """
+        with self.engine.connect() as conn:
+            if self._sqlite:
+                conn.exec_driver_sql("PRAGMA analysis_limit=1000")
+            conn.exec_driver_sql("ANALYZE")
+            conn.commit()
 
     @contextmanager
     def read(self) -> Iterator[Connection]:
@@ -330,6 +353,7 @@ class Store:
         """
         if not resources:
             return []
+        self._created += len(resources)
         now = now_us()
         prepared = []
         for body in resources:

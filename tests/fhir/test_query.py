@@ -6,7 +6,12 @@ import pytest
 
 from socle.fhir.errors import Invalid
 from socle.fhir.query import (
+    Chain,
+    Clause,
+    CompositeValue,
     DateValue,
+    Has,
+    IdentifierTypeValue,
     MissingValue,
     NumberValue,
     QuantityValue,
@@ -94,9 +99,9 @@ def test_uri_missing_and_token_text() -> None:
 
 def test_unknown_parameters_lenient_and_strict() -> None:
     query = parse_query(
-        "Patient", "foo=1&organization.name=x&_has:Observation:subject:code=1&gender=male&_count=5"
+        "Patient", "foo=1&organization.nope=x&_has:Observation:subject:nope=1&gender=male&_count=5"
     )
-    assert query.unknown == ("foo", "organization.name", "_has:Observation:subject:code")
+    assert query.unknown == ("foo", "organization.nope", "_has:Observation:subject:nope")
     assert [c.name for c in query.clauses] == ["gender"]
     assert query.controls == (("_count", "5"),)
     with pytest.raises(Invalid) as error:
@@ -116,3 +121,82 @@ def test_invalid_values_and_modifiers() -> None:
 
 def test_empty_values_are_ignored() -> None:
     assert parse_query("Patient", "name=&gender=").clauses == ()
+
+
+def test_chains_are_typed_per_target_type() -> None:
+    (chain,) = parse_query("Observation", "subject.name=peter").clauses
+    assert isinstance(chain, Chain)
+    assert chain.param.name == "subject" and chain.type_modifier is None
+    # subject may be a Group, Device, Patient or Location: `name` exists on Patient and Location
+    assert sorted(c.resource_type for c in chain.criteria) == ["Location", "Patient"]
+    assert all(isinstance(c, Clause) and c.values == (StringValue("peter"),) for c in chain.criteria)
+    assert chain.text == "subject.name"
+
+    (typed,) = parse_query("Encounter", "subject:Patient.general-practitioner.name:exact=x").clauses
+    assert isinstance(typed, Chain) and typed.type_modifier == "Patient"
+    (inner,) = typed.criteria
+    assert isinstance(inner, Chain) and inner.resource_type == "Patient"
+    assert sorted(c.resource_type for c in inner.criteria) == ["Organization", "Practitioner"]
+    assert typed.text == "subject:Patient.general-practitioner.name:exact"
+
+
+def test_reverse_chains_nest() -> None:
+    (has,) = parse_query(
+        "Patient", "_has:Observation:patient:_has:AuditEvent:entity:agent=Practitioner/1"
+    ).clauses
+    assert isinstance(has, Has) and has.resource_type == "Patient"
+    assert (has.param.resource_type, has.param.name) == ("Observation", "patient")
+    inner = has.criterion
+    assert isinstance(inner, Has) and inner.resource_type == "Observation"
+    assert (inner.param.resource_type, inner.param.name) == ("AuditEvent", "entity")
+    assert isinstance(inner.criterion, Clause)
+    assert inner.criterion.values == (ReferenceValue("Practitioner", "1", None),)
+    assert has.text == "_has:Observation:patient:_has:AuditEvent:entity:agent"
+    with pytest.raises(Invalid):
+        parse_query("Patient", "_has:Observation:code:status=final")  # not a reference
+    with pytest.raises(Invalid):
+        parse_query("Patient", "_has:Observation:specimen:status=final")  # cannot point to a Patient
+    with pytest.raises(Invalid):
+        parse_query("Patient", "_has:Observation:patient")
+    with pytest.raises(Invalid):
+        parse_query("Observation", "subject:Practitioner.name=x")
+
+
+def test_chain_depth_is_limited() -> None:
+    parse_query("Observation", "patient.link.link.link.name=x")
+    with pytest.raises(Invalid):
+        parse_query("Observation", "patient.link.link.link.link.link.name=x")
+
+
+def test_composite_values_are_read_per_component() -> None:
+    (clause,) = parse_query(
+        "Observation", r"code-value-quantity=http://loinc.org|8480-6$gt100||mm[Hg]"
+    ).clauses
+    assert isinstance(clause, Clause)
+    assert clause.values == (
+        CompositeValue(
+            (
+                TokenValue("http://loinc.org", "8480-6"),
+                QuantityValue("gt", Decimal(100), 99.5, 100.5, None, "mm[Hg]"),
+            )
+        ),
+    )
+    (concept,) = parse_query("Observation", r"code-value-concept=a$b,c\$d$e").clauses
+    assert concept.values == (  # type: ignore[union-attr]
+        CompositeValue((TokenValue(None, "a"), TokenValue(None, "b"))),
+        CompositeValue((TokenValue(None, "c$d"), TokenValue(None, "e"))),
+    )
+    with pytest.raises(Invalid):
+        parse_query("Observation", "code-value-quantity=8480-6")
+    with pytest.raises(Invalid):
+        parse_query("Observation", "code-value-quantity=a$b$c")
+    with pytest.raises(Invalid):
+        parse_query("Observation", "code-value-date=a$notadate")
+
+
+def test_of_type_and_modifier_checks() -> None:
+    (clause,) = parse_query("Patient", "identifier:of-type=http://x|MR|123").clauses
+    assert clause.values == (IdentifierTypeValue("http://x", "MR", "123"),)  # type: ignore[union-attr]
+    for bad in ("identifier:of-type=MR|123", "identifier:of-type=x||1", "birthdate:exact=2000", "name:not=x"):
+        with pytest.raises(Invalid):
+            parse_query("Patient", bad)

@@ -141,3 +141,35 @@ def test_bulk_write_of_many_resources(engine: Engine) -> None:
         write_indexes(conn, items)
         write_indexes(conn, [])
         assert sum(counts(conn).values()) == sum(extract_index_values(body).count() for *_, body in items)
+
+
+def test_revision_0004_upgrades_a_database_with_rows(engine: Engine) -> None:
+    """Rows written before 0004 survive it; new writes fill the canonical and composite columns."""
+    from sqlalchemy import text
+
+    from socle.store.indexes import idx_composite, idx_quantity
+    from socle.store.migrate import downgrade, upgrade
+
+    downgrade(engine, "0003")
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "INSERT INTO idx_quantity (resource_key, seq, compartment, param_hash, value, system, code, "
+                "units_hash) VALUES (999999, 0, 'p1', 7, 178.0, 'http://unitsofmeasure.org', 'cm', 8)"
+            )
+        )
+    upgrade(engine)
+    with engine.begin() as conn:
+        old = conn.execute(select(idx_quantity).where(idx_quantity.c.resource_key == 999_999)).one()
+        assert (old.value, old.canonical, old.canonical_units_hash) == (178.0, None, None)
+        key = add_resource(conn, OBSERVATION, "p1")
+        write_indexes(conn, [(key, "Observation", "p1", OBSERVATION)])
+        new = conn.execute(
+            select(idx_quantity.c.canonical).where(
+                idx_quantity.c.resource_key == key,
+                idx_quantity.c.param_hash == param_hash("Observation", "value-quantity"),
+            )
+        ).scalar_one()
+        assert new == 1.78  # 178 cm in m
+        composite_rows = conn.execute(select(idx_composite).where(idx_composite.c.resource_key == key)).all()
+        assert {(r.value, r.canonical) for r in composite_rows} == {(178.0, 1.78)}

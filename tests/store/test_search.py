@@ -289,11 +289,10 @@ def test_find_keys_for_conditional_operations(db: Engine) -> None:
             find_keys(conn, "Patient", "_count=1", SYSTEM, 2)
 
 
-def test_not_yet_supported_searches_raise(db: Engine) -> None:
+def test_terminology_modifiers_are_not_supported(db: Engine) -> None:
     for resource_type, query in [
-        ("Patient", "gender:missing=true"),
-        ("Observation", "code-value-quantity=http://loinc.org|8302-2$gt100"),
-        ("ValueSet", "url:below=http://socle.example"),
+        ("Observation", "code:in=http://loinc.org/vs"),
+        ("Observation", "code:above=http://snomed.info/sct|235856003"),
     ]:
         with pytest.raises(NotSupported):
             compile_search(parse_query(resource_type, query), SYSTEM)
@@ -302,4 +301,6 @@ def test_not_yet_supported_searches_raise(db: Engine) -> None:
 def test_supported_search_params_lists_searchable_ones() -> None:
     names = {name for name, _url, _type in supported_search_params("Patient")}
     assert {"_id", "_lastUpdated", "identifier", "name", "birthdate", "general-practitioner"} <= names
+    observation = {name for name, _url, _type in supported_search_params("Observation")}
+    assert {"code-value-quantity", "combo-code-value-concept", "component-code-value-quantity"} <= observation
     assert "_text" not in names

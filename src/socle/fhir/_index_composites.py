@@ -106,7 +106,9 @@ def add_composites(
             _add_rows(out, name, components, found)
 
 
-def _component(reader: ComponentReader, element: Any, resource: Mapping[str, Any], cache: _Cache) -> IndexValues | None:
+def _component(
+    reader: ComponentReader, element: Any, resource: Mapping[str, Any], cache: _Cache
+) -> IndexValues | None:
     kind, expression, extract, on_resource = reader
     key = (kind, expression)
     if key in cache:

@@ -238,9 +238,7 @@ def _composite(param: SearchParam, text: str, params: SearchParamRegistry) -> Co
     """Each `$`-separated part read as its component's type (search.html#composite)."""
     parts = _SPLIT_DOLLAR.split(text)
     if len(parts) != len(param.components):
-        raise Invalid(
-            f"{param.name} takes {len(param.components)} values separated by '$', not {text!r}"
-        )
+        raise Invalid(f"{param.name} takes {len(param.components)} values separated by '$', not {text!r}")
     values: list[SearchValue] = []
     for component, part in zip(param.components, parts, strict=True):
         definition = params.by_url(component.definition)

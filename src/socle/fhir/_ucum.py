@@ -167,7 +167,7 @@ class _Reader:
         self.affine: _Atom | None = None  # an affine atom, allowed only as the whole unit
 
     def term(self) -> tuple[float, dict[str, int]]:
-        factor, dims = 1.0, {}
+        factor, dims = 1.0, dict[str, int]()
         sign = 1
         if self.text.startswith("/", self.pos):
             sign, self.pos = -1, self.pos + 1

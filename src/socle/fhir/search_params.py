@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -24,9 +25,9 @@ from typing import Any, Literal, cast, get_args
 from socle.fhir._index_composites import KEY_TYPES, ComponentReader, CompositeSpec, add_composites
 from socle.fhir._index_values import (
     ADDERS,
-    CompositeRow,
     OPEN_HIGH,
     OPEN_LOW,
+    CompositeRow,
     IndexValues,
     canonical_quantity,
     date_range,
@@ -223,7 +224,9 @@ class SearchParamRegistry:
                     d.name, d.type, d.url, resource_type, d.expression, d.targets, components, extract
                 )
         indexers: list[_Indexer] = [
-            (p.name, ADDERS[p.type], p.extract) for p in params.values() if p.indexed and p.extract is not None
+            (p.name, ADDERS[p.type], p.extract)
+            for p in params.values()
+            if p.indexed and p.extract is not None
         ]
         _find_unions(params)
         indexers.extend(_composite_indexers([p for p in params.values() if p.type == "composite"]))
@@ -260,9 +263,10 @@ def _composite_indexers(composites: Iterable[SearchParam]) -> list[_Indexer]:
             key = (component.expression, on_resource)
             if key not in compiled:
                 try:
-                    compiled[key] = compile_expression(component.expression, resource_type if on_resource else None)
+                    extract = compile_expression(component.expression, resource_type if on_resource else None)
                 except (FhirPathSyntaxError, FhirPathUnsupported, ImportError):
                     break
+                compiled[key] = extract if on_resource else _fast_path(component.expression, extract)
             readers.append((component.type, component.expression, compiled[key], on_resource))
         else:
             readers.sort(key=lambda r: r[0] in KEY_TYPES)  # stable: keeps definition order within each kind
@@ -276,6 +280,40 @@ def _composite_indexers(composites: Iterable[SearchParam]) -> list[_Indexer]:
 
         indexers.append((specs[0][0], functools.partial(add_composites, specs=tuple(specs)), pairs))
     return indexers
+
+
+_SIMPLE_PATH = re.compile(r"[a-z][A-Za-z0-9]*(\.[a-z][A-Za-z0-9]*)*")
+
+
+def _fast_path(expression: str, general: Extractor) -> Extractor:
+    """A plain path (`code`, `referenceSeq.chromosome`) read as JSON keys, the general extractor
+    as fallback.
+
+    Compiled without a type (the element's type is not known here), `code` must also try every
+    `code[x]` choice key: ~7 µs a call, where reading the key is ~0.3. When every key is present
+    it cannot be a choice element (`code` and `codeString` never coexist), so the direct read is
+    exact; when one is absent the general extractor answers.
+    """
+    if _SIMPLE_PATH.fullmatch(expression) is None:
+        return general
+    keys = expression.split(".")
+
+    def extract(element: Mapping[str, Any]) -> list[Any]:
+        items: list[Any] = [element]
+        for key in keys:
+            found: list[Any] = []
+            for item in items:
+                value = item.get(key) if type(item) is dict else None
+                if value is None:
+                    return general(element)
+                if type(value) is list:
+                    found.extend(v for v in value if v is not None)
+                else:
+                    found.append(value)
+            items = found
+        return items
+
+    return extract
 
 
 def _find_unions(params: dict[str, SearchParam]) -> None:

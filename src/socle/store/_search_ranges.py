@@ -38,7 +38,14 @@ from socle.fhir.query import (
 from socle.fhir.resource_types import resource_types
 from socle.fhir.search_params import normalize_string
 from socle.store._search_values import Condition, Key, typed
-from socle.store.indexes import MAX_STRING_LENGTH, idx_composite, idx_date, idx_number, idx_quantity, parts_hash
+from socle.store.indexes import (
+    MAX_STRING_LENGTH,
+    idx_composite,
+    idx_date,
+    idx_number,
+    idx_quantity,
+    parts_hash,
+)
 
 __all__ = ["composite", "date", "date_condition", "number", "quantity"]
 
@@ -132,7 +139,9 @@ def quantity(rt: str, clause: Clause, key: Key) -> Condition:
         canonical = _canonical_bounds(bounds, v.code) if v.system == UCUM and v.code else None
         if canonical is not None:
             units = value_hash(rt, name, canonical[1])
-            parts.append(and_(table.c.canonical_units_hash == units, number_condition(canonical[0], table.c.canonical)))
+            parts.append(
+                and_(table.c.canonical_units_hash == units, number_condition(canonical[0], table.c.canonical))
+            )
             continue
         condition = number_condition(bounds, table.c.value)
         if v.code is not None:

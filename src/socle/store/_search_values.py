@@ -92,7 +92,9 @@ def _token_condition(rt: str, name: str, values: Sequence[TokenValue]) -> Condit
     if by_system_value:
         parts.append(idx_token.c.sys_value_hash.in_(by_system_value))
     if by_system:  # ix_idx_token_param_sys
-        parts.append(and_(idx_token.c.param_hash == param_hash(rt, name), idx_token.c.sys_hash.in_(by_system)))
+        parts.append(
+            and_(idx_token.c.param_hash == param_hash(rt, name), idx_token.c.sys_hash.in_(by_system))
+        )
     return or_(*parts)
 
 
@@ -116,7 +118,9 @@ def string_values(
             parts.append(column.contains(folded, autoescape=True))
         else:
             parts.append(and_(column >= folded, column < folded + _PREFIX_END))
-    keys = select(idx_string.c.resource_key).where(idx_string.c.param_hash == param_hash(rt, name), or_(*parts))
+    keys = select(idx_string.c.resource_key).where(
+        idx_string.c.param_hash == param_hash(rt, name), or_(*parts)
+    )
     return key.in_(keys)
 
 
@@ -134,7 +138,9 @@ def reference(rt: str, clause: Clause, key: Key) -> Condition:
         if v.url is not None:
             hashes.append(value_hash(rt, name, v.url))
         elif v.id is not None:
-            targets = [v.resource_type] if v.resource_type else clause.param.targets or sorted(resource_types())
+            targets = (
+                [v.resource_type] if v.resource_type else clause.param.targets or sorted(resource_types())
+            )
             hashes.extend(system_value_hash(rt, name, target, v.id) for target in targets)
     if not hashes:
         return false()
@@ -206,4 +212,3 @@ def missing(rt: str, clause: Clause, key: Key) -> Condition:
     wanted = typed(clause, MissingValue)
     conditions = [not_(has_value) if v.missing else has_value for v in wanted]
     return or_(*conditions)
-

@@ -59,7 +59,10 @@ _Normalized = String(MAX_STRING_LENGTH).with_variant(String(MAX_STRING_LENGTH, c
 
 
 def _index_table(
-    name: str, *columns: Column[Any], indexes: Sequence[tuple[str, ...]], local: Sequence[tuple[str, ...]] = ()
+    name: str,
+    *columns: Column[Any],
+    indexes: Sequence[tuple[str, ...]],
+    local: Sequence[tuple[str, ...]] = (),
 ) -> Table:
     table = Table(
         name,
@@ -231,7 +234,11 @@ def write_indexes(conn: Connection, items: Sequence[tuple[int, str, str | None, 
             quantities.append(
                 (
                     *(key, seq, comp, param_hash(rt, name), number, system or None, code or None, units),
-                    *((None, None) if canonical is None else (canonical[0], value_hash(rt, name, canonical[1]))),
+                    *(
+                        (None, None)
+                        if canonical is None
+                        else (canonical[0], value_hash(rt, name, canonical[1]))
+                    ),
                 )
             )
         for seq, (name, number) in enumerate(values.numbers):

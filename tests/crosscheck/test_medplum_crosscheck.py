@@ -69,7 +69,18 @@ URI_ABOVE = (
 
 # Query (as written in queries.txt) → the relation that must still hold, and why Medplum differs.
 # "subset": Socle ⊆ Medplum; "superset": Socle ⊇ Medplum (see verdict.TOLERATED). Never a Socle bug.
+UCUM_CANONICAL = (
+    "R4 search.html#quantity: a server may compare UCUM quantities in canonical units (Socle does: 1.8 m "
+    "matches 179 cm, 30 pg is le 50 kg); Medplum compares only values stated in the same unit"
+)
+
 KNOWN_MEDPLUM_DEVIATIONS: dict[str, Deviation] = {
+    "Observation?value-quantity=1.8|http://unitsofmeasure.org|m": Deviation("superset", UCUM_CANONICAL),
+    "Observation?value-quantity=le50|http://unitsofmeasure.org|kg": Deviation("superset", UCUM_CANONICAL),
+    "Observation?value-quantity=1.79|http://unitsofmeasure.org|m": Deviation("superset", UCUM_CANONICAL),
+    "Observation?value-quantity=gt0.1|http://unitsofmeasure.org|t&code=29463-7": Deviation(
+        "superset", UCUM_CANONICAL
+    ),
     "Patient?identifier=XC-NOSYS-1": Deviation("subset", TOKEN_CASE),
     "Patient?gender=MALE": Deviation("subset", TOKEN_CASE),
     "Observation?code:text=body": Deviation("superset", TOKEN_TEXT),

@@ -25,8 +25,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -60,17 +61,18 @@ class Sample:
     seconds: float
     p50_ms: float
     p95_ms: float
-    errors: int  # non-200 answers (floor: ids not found)
+    errors: int  # non-200 answers and socket errors (floor: ids not found)
     client_cpu: float  # fraction of one core used by the load generator (floor: the threads)
+    statuses: dict[str, int] = field(default_factory=dict)  # non-200 answers by status
 
     @property
     def rate(self) -> float:
         return self.requests / self.seconds
 
 
-def sample(latencies: list[float], seconds: float, errors: int, client_cpu: float) -> Sample:
+def sample(latencies: list[float], seconds: float, client_cpu: float, statuses: dict[str, int]) -> Sample:
     p50, p95 = percentile(latencies, 50) * 1000, percentile(latencies, 95) * 1000
-    return Sample(len(latencies), seconds, p50, p95, errors, client_cpu)
+    return Sample(len(latencies), seconds, p50, p95, sum(statuses.values()), client_cpu, statuses)
 
 
 @dataclass
@@ -86,23 +88,21 @@ class Run:
 def run_httpx(base: str, ids: list[str], seconds: float, seed: int) -> Sample:
     """CONCURRENCY asyncio tasks sharing one httpx.AsyncClient."""
     latencies: list[float] = []
-    errors = 0
+    statuses: Counter[str] = Counter()
 
     async def run() -> float:
-        nonlocal errors
         limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
         async with httpx.AsyncClient(base_url=base, limits=limits, headers={"Accept": FHIR_JSON}) as client:
             end = time.perf_counter() + seconds
 
             async def worker(n: int) -> None:
-                nonlocal errors
                 rng = random.Random(seed * 1000 + n)
                 while time.perf_counter() < end:
                     t0 = time.perf_counter()
                     response = await client.get(f"/{rng.choice(ids)}")
                     latencies.append(time.perf_counter() - t0)
                     if response.status_code != 200:
-                        errors += 1
+                        statuses[str(response.status_code)] += 1
 
             t0 = time.perf_counter()
             await asyncio.gather(*(worker(n) for n in range(CONCURRENCY)))
@@ -110,7 +110,7 @@ def run_httpx(base: str, ids: list[str], seconds: float, seed: int) -> Sample:
 
     cpu0 = time.process_time()
     wall = asyncio.run(run())
-    return sample(latencies, wall, errors, (time.process_time() - cpu0) / wall)
+    return sample(latencies, wall, (time.process_time() - cpu0) / wall, dict(statuses))
 
 
 def run_wrk(base: str, ids_file: Path, seconds: float, seed: int) -> Sample:
@@ -128,6 +128,12 @@ def run_wrk(base: str, ids_file: Path, seconds: float, seed: int) -> Sample:
     figures = json.loads(next(line for line in out.splitlines() if line.startswith("{")))
     wall = figures["duration_us"] / 1e6
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    statuses: Counter[str] = Counter()
+    for status, n in figures["statuses"]:
+        statuses[status] += n
+    for kind in ("connect", "read", "write", "timeout"):  # wrk's timeout: no answer within 2 s
+        if figures[kind]:
+            statuses[f"socket {kind}"] = figures[kind]
     return Sample(
         figures["requests"],
         wall,
@@ -135,6 +141,7 @@ def run_wrk(base: str, ids_file: Path, seconds: float, seed: int) -> Sample:
         figures["p95_us"] / 1000,
         figures["non_2xx"] + figures["socket_errors"],
         cpu / wall,
+        dict(statuses),
     )
 
 
@@ -181,7 +188,8 @@ def run_floor(url: str, ids: list[str], seconds: float, seed: int) -> Sample:
     wall = time.perf_counter() - t0
     engine.dispose()
     flat = [x for per in latencies for x in per]
-    return sample(flat, wall, sum(misses), (time.process_time() - cpu0) / wall)
+    missing = {"not found": sum(misses)} if sum(misses) else {}
+    return sample(flat, wall, (time.process_time() - cpu0) / wall, missing)
 
 
 def bench_backend(backend: str, args: argparse.Namespace, workdir: Path) -> list[Run]:
@@ -230,6 +238,9 @@ def bench_backend(backend: str, args: argparse.Namespace, workdir: Path) -> list
                         print(summarise(raw) + "\n")
             finally:
                 server.stop()
+                problems = [line for line in server.log_tail(400).splitlines() if "Error" in line]
+                for line in problems[:10]:
+                    print(f"      server log: {line}")
         if args.wait_quiet:
             print(f"   {wait_for_quiet(args.wait_quiet)}")
         with OtherLoad() as others:
@@ -249,6 +260,8 @@ def print_run(r: Run) -> None:
         f"  errors {s.errors}  server CPU {r.server_cpu * 100:3.0f} %  client CPU {s.client_cpu * 100:3.0f} %"
         f"  others {r.other_cores:.2f} cores"
     )
+    if s.statuses:
+        print(f"      non-200 answers: {s.statuses}")
 
 
 def main() -> int:

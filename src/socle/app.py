@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import gc
+from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -41,7 +43,15 @@ def warm_up() -> None:
 def create_app(settings: Settings | None = None, store: Store | None = None) -> Starlette:
     warm_up()
     settings = settings or get_settings()
+    owns_store = store is None
     store = store or Store(make_engine(settings.database_url))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        yield
+        if owns_store:  # close the pooled connections this app opened (a caller's store is theirs)
+            store.engine.dispose()
+
     endpoint = FhirEndpoint(store, settings)
     fhir = protect(endpoint.handle, store, settings)  # bearer tokens, when settings.auth_required
     app = Starlette(
@@ -52,6 +62,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             Route("/fhir", fhir, methods=_METHODS),
             Route("/fhir/{path:path}", fhir, methods=_METHODS),
         ],
+        lifespan=lifespan,
         exception_handlers={
             FhirError: handle_fhir_error,
             HTTPException: handle_http_error,

@@ -54,21 +54,23 @@ class _Unit:
 
 def load_paths(paths: list[Path], database_url: str, console: Console) -> Summary:
     engine = make_engine(database_url)
-    upgrade(engine)
-    loader = _Loader(Store(engine))
-    units = [unit for path in paths for unit in _units(path, loader.summary)]
-    total = sum(unit.size for unit in units)
-    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
-    with Progress(*columns, console=console, disable=not console.is_terminal and total == 0) as progress:
-        task = progress.add_task("Loading", total=total)
-        for unit in units:
-            progress.update(task, description=f"Loading {unit.name}")
-            loader.load(unit)
-            progress.advance(task, unit.size)
-        loader.retry_deferred()
-    loader.store.analyze()  # fresh planner statistics for what was just loaded
+    try:
+        upgrade(engine)
+        loader = _Loader(Store(engine))
+        units = [unit for path in paths for unit in _units(path, loader.summary)]
+        total = sum(unit.size for unit in units)
+        columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+        with Progress(*columns, console=console, disable=not console.is_terminal and total == 0) as progress:
+            task = progress.add_task("Loading", total=total)
+            for unit in units:
+                progress.update(task, description=f"Loading {unit.name}")
+                loader.load(unit)
+                progress.advance(task, unit.size)
+            loader.retry_deferred()
+        loader.store.analyze()  # fresh planner statistics for what was just loaded
+    finally:
+        engine.dispose()
     _print_summary(loader.summary, console)
-    engine.dispose()
     return loader.summary
 
 

@@ -275,4 +275,3 @@ def test_capability_statement_lists_the_identity_operations(client: TestClient) 
     assert patient_ops["match"] == "http://hl7.org/fhir/OperationDefinition/Patient-match"
     assert patient_ops["merge"] == "http://hl7.org/fhir/OperationDefinition/Patient-merge"
     assert {"unmerge", "ins-lookup", "identity-status"} <= set(patient_ops)
-

@@ -7,9 +7,8 @@ What is written:
   the médecins traitants, and clinical content for the first `clinical` people;
 - files (`--out`): `Patient.ndjson`, `Practitioner.ndjson`, `clinical.ndjson`, `ins-registry.ndjson`,
   `match-benchmark.ndjson` (queries with their ground truth) and `duplicates-truth.ndjson`.
-The database path goes through `Store.create_many` in batches (one transaction each) and refreshes
-the MPI tables of the Patients it wrote, so $match works at once whether or not the repository already
-maintains them.
+The database path goes through `Store.create_many` in batches (one transaction each); the MPI rows
+come with it (socle.store.index_hooks), so $match works at once.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from typing import IO, Any
 import orjson
 from sqlalchemy import Engine, text
 
-from socle.referentials.identity import index
+from socle.referentials.identity import index  # noqa: F401  (registers the MPI index hook)
 from socle.referentials.identity.benchmark_set import Query, benchmark_queries, query_to_json
 from socle.referentials.identity.demo_resources import (
     ClinicalCloner,
@@ -144,8 +143,7 @@ def generate(
             emit("clinical", clinical_rows)
             if store is not None:
                 with store.write() as conn:
-                    written = store.create_many(conn, records)
-                    index.refresh(conn, written)
+                    store.create_many(conn, records)  # MPI rows written by the store's index hook
                     if clinical_rows:
                         store.create_many(conn, clinical_rows)
             summary.patients += len(chunk)

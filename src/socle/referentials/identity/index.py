@@ -1,12 +1,11 @@
 """The master patient index tables: normalised traits and blocking keys of every live Patient.
 
-Kept in step with the resource table in the writing transaction: the repository calls
-`write_blocking_keys(conn, items)` with the same `(resource_key, resource_type, compartment, body)`
-items it gives `socle.store.indexes.write_indexes`, and `delete_blocking_keys(conn, keys)` with the
-keys it gives `delete_indexes` (on update before the write, and on delete). Non-Patient items are
-ignored. `rebuild` recomputes everything from the stored Patients (`socle mpi index`): after the
-migration on an existing database, or to repair. The candidate query ANDs the request's access
-filter on the resource rows, as every read of resource rows must.
+Kept in step with the resource table in the writing transaction: this module registers
+`write_blocking_keys`/`delete_blocking_keys` with `socle.store.index_hooks` when imported, and the
+repository calls them on every create, update and delete of a Patient, next to the search indexes.
+`rebuild` recomputes everything from the stored Patients (`socle mpi index`): after the migration
+on an existing database, or to repair. The candidate query ANDs the request's access filter on the
+resource rows, as every read of resource rows must.
 """
 
 from __future__ import annotations
@@ -108,9 +107,8 @@ index_hooks.register(("Patient",), write_blocking_keys, delete_blocking_keys)
 
 
 def refresh(conn: Connection, versions: Iterable[StoredVersion]) -> None:
-    """Delete then write the MPI rows of these stored Patients. Idempotent, so the identity code that
-    writes Patients (demo load, merge, status changes) keeps the index right whether or not the
-    repository maintains it too."""
+    """Delete then write the MPI rows of these stored Patients (idempotent): for rows written by a
+    process where this module was not imported, i.e. without the store hook."""
     items = [
         (v.resource_key, v.resource_type, v.compartment, v.resource)
         for v in versions

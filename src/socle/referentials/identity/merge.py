@@ -35,7 +35,7 @@ from socle.fhir.hashing import system_value_hash
 from socle.fhir.references import parse_reference
 from socle.fhir.resource_types import resource_types
 from socle.fhir.search_params import registry
-from socle.referentials.identity import index
+from socle.referentials.identity import index  # noqa: F401  (registers the MPI index hook)
 from socle.referentials.identity.profile import INS_SYSTEMS
 from socle.referentials.identity.registry_schema import mpi_merge
 from socle.store.access import AccessFilter
@@ -206,7 +206,6 @@ def merge(
     written_source, _ = store.update(conn, new_source, if_match=source_version.version, method="PUT")
     for body in rewritten:
         store.update(conn, body, method="PUT")
-    index.refresh(conn, [written_target, written_source])
     result.merge_id = int(
         conn.execute(
             insert(mpi_merge)
@@ -256,7 +255,6 @@ def unmerge(
     target_before = copy.deepcopy(dict(row.target_before))
     restored_source, _ = store.update(conn, source_before, method="PUT")
     restored_target, _ = store.update(conn, target_before, method="PUT")
-    index.refresh(conn, [restored_source, restored_target])
     result = MergeResult(restored_source.resource, restored_target.resource)
     for rt, id, paths in row.repointed:
         try:

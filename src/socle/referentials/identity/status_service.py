@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 
 from socle.fhir.errors import Invalid, Unprocessable
-from socle.referentials.identity import index
+from socle.referentials.identity import index  # noqa: F401  (registers the MPI index hook)
 from socle.referentials.identity.profile import (
     BIRTH_LIST_GIVEN_NAME,
     BIRTH_PLACE,
@@ -124,7 +124,6 @@ def change_status(
     body.setdefault("meta", {})["profile"] = profiles
     check_patient_identity(body)
     written, _ = store.update(conn, body, if_match=if_match if if_match is not None else current.version)
-    index.refresh(conn, [written])
     conn.execute(
         insert(identity_status_log).values(
             at=now_us(),

@@ -38,7 +38,8 @@ def process_bundle(req: FhirRequest, ctx: Context, dispatch: Dispatch) -> FhirRe
     kind = bundle.get("type")
     if kind not in ("batch", "transaction"):
         raise Invalid(
-            f"Bundle.type must be batch or transaction, not {interactions.describe(kind)}", expression="Bundle.type"
+            f"Bundle.type must be batch or transaction, not {interactions.describe(kind)}",
+            expression="Bundle.type",
         )
     entries = bundle.get("entry", [])
     if not isinstance(entries, list):

@@ -34,7 +34,8 @@ def check_body(
         raise Invalid("The request body must be a FHIR resource (a JSON object)")
     if body.get("resourceType") != resource_type:
         raise Invalid(
-            f"The body's resourceType is {describe(body.get('resourceType'))}, the URL says {resource_type!r}",
+            f"The body's resourceType is {describe(body.get('resourceType'))}, "
+            f"the URL says {resource_type!r}",
             expression="resourceType",
         )
     if id is not None:

@@ -41,7 +41,6 @@ from socle.store.matches import MatchSet
 from socle.store.schema import resource, resource_history
 from socle.store.versioned import StoredVersion
 
-
 # SQLite statistics are refreshed as the database grows: after 500 resources, then each time the
 # number created since start doubles, then every 20,000.
 ANALYZE_FIRST, ANALYZE_EVERY = 500, 20_000

@@ -15,7 +15,7 @@ import time
 import uuid
 from typing import Any
 
-from authlib.oauth2.rfc7636 import create_s256_code_challenge  # type: ignore[import-untyped]
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from sqlalchemy import Connection, insert, select, update
 
 from socle.config import Settings

@@ -51,7 +51,7 @@ demo: install
 serve: install
 	$(BIN)/socle serve --port $(PORT)
 
-test: install services tests/crosscheck/node_modules/.installed
+test: install services tests/crosscheck/node_modules/.installed check
 	$(BIN)/pytest -q -p no:cacheprovider
 
 check: install

@@ -188,8 +188,7 @@ def test_observation_index_values() -> None:
     assert ("value-quantity", 178.0, "http://unitsofmeasure.org", "cm") in values.quantities
     assert ("combo-value-quantity", 178.0, "http://unitsofmeasure.org", "cm") in values.quantities
     assert values.count() == sum(
-        len(s)
-        for s in (values.tokens, values.strings, values.dates, values.references, values.quantities)
+        len(s) for s in (values.tokens, values.strings, values.dates, values.references, values.quantities)
     ) + len(values.composites)
 
 

@@ -168,8 +168,12 @@ def raw_floor(url: str, values: dict[str, list[str]], n: int) -> None:
     )
 
 
-def bench(backend: str, url: str, people: Path, finess: Path, lines: int, queries: int) -> None:
+def bench(
+    backend: str, url: str, people: Path, finess: Path, lines: int, queries: int, searches_only: bool = False
+) -> None:
     print(f"\n== {backend}", flush=True)
+    if searches_only:
+        return searches(backend, url, people, queries)
     print(load_line("import start"), flush=True)
     seconds, peak, _ = run_import(url, [finess])
     print(f"import FINESS file  {seconds:.1f} s, peak RSS {peak / 2**20:.0f} MiB", flush=True)
@@ -187,6 +191,10 @@ def bench(backend: str, url: str, people: Path, finess: Path, lines: int, querie
         flush=True,
     )
     print("\n".join("  " + line for line in out.strip().splitlines()[:5]), flush=True)
+    searches(backend, url, people, queries)
+
+
+def searches(backend: str, url: str, people: Path, queries: int) -> None:
     print(load_line("searches start"), flush=True)
     values = samples(people, queries)
     with Server(url, log_path=ROOT / "var" / f"bench-directory-{backend}.log") as server:
@@ -206,6 +214,7 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=100_000)
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--queries", type=int, default=100, help="timed requests per query kind")
+    parser.add_argument("--searches-only", action="store_true", help="SQLite: reuse the imported database")
     args = parser.parse_args()
     print("\n".join(machine_lines(PG_URL if args.backend != "sqlite" else None)), flush=True)
     people, finess, lines = dataset(args.lines)
@@ -216,8 +225,9 @@ def main() -> None:
     )
     if args.backend in ("sqlite", "both"):
         db = ROOT / "var" / "bench" / f"directory-{lines}.db"
-        db.unlink(missing_ok=True)
-        bench("sqlite", f"sqlite:///{db}", people, finess, lines, args.queries)
+        if not args.searches_only:
+            db.unlink(missing_ok=True)
+        bench("sqlite", f"sqlite:///{db}", people, finess, lines, args.queries, args.searches_only)
     if args.backend in ("postgresql", "both"):
         with pg_schema(PG_URL, unique_name("bench_directory")) as url:
             bench("postgresql", url, people, finess, lines, args.queries)

@@ -50,31 +50,44 @@ def test_near_with_criteria_and_errors(client: TestClient, directory: None) -> N
     gp = general_practitioner(1)
     bundle = client.get(
         "/fhir/PractitionerRole/$near",
-        params={"latitude": str(gp.commune.latitude), "longitude": str(gp.commune.longitude),
-                "distance": "100", "specialty": "SM54"},
+        params={
+            "latitude": str(gp.commune.latitude),
+            "longitude": str(gp.commune.longitude),
+            "distance": "100",
+            "specialty": "SM54",
+        },
     ).json()
     for entry in (e for e in bundle["entry"] if e["search"]["mode"] == "match"):
         assert "SM54" in {c["code"] for s in entry["resource"]["specialty"] for c in s["coding"]}
     assert client.get("/fhir/PractitionerRole/$near", params={"commune": "Atlantide"}).status_code == 404
     assert client.get("/fhir/PractitionerRole/$near").status_code == 400
-    assert client.get("/fhir/PractitionerRole/$near", params={"commune": "75056", "distance": "900"}).status_code == 400
+    assert (
+        client.get("/fhir/PractitionerRole/$near", params={"commune": "75056", "distance": "900"}).status_code
+        == 400
+    )
 
 
 def test_search_by_name_identifier_and_mailbox(client: TestClient, directory: None) -> None:
     gp = general_practitioner(2)
-    by_rpps = client.get("/fhir/Practitioner", params={"identifier": f"https://rpps.esante.gouv.fr|{gp.rpps}"})
+    by_rpps = client.get(
+        "/fhir/Practitioner", params={"identifier": f"https://rpps.esante.gouv.fr|{gp.rpps}"}
+    )
     [entry] = by_rpps.json()["entry"]
     assert entry["resource"]["name"][0]["family"] == gp.family
     by_name = client.get("/fhir/Practitioner", params={"family": gp.family.lower(), "given": gp.given})
     assert gp.practitioner_id in {e["resource"]["id"] for e in by_name.json()["entry"]}
-    qualified = client.get("/fhir/Practitioner", params={"qualification-code": "SM54", "_count": "500"}).json()
+    qualified = client.get(
+        "/fhir/Practitioner", params={"qualification-code": "SM54", "_count": "500"}
+    ).json()
     assert gp.practitioner_id in {e["resource"]["id"] for e in qualified["entry"]}
 
 
 def test_check_identifier(client: TestClient) -> None:
     ok = client.get("/fhir/$check-identifier", params={"kind": "finess", "value": "300017985"})
     assert ok.status_code == 200
-    assert {p["name"]: p.get("valueBoolean", p.get("valueCode")) for p in ok.json()["parameter"]}["valid"] is True
+    assert {p["name"]: p.get("valueBoolean", p.get("valueCode")) for p in ok.json()["parameter"]}[
+        "valid"
+    ] is True
     warned = client.get("/fhir/$check-identifier", params={"kind": "rpps", "value": "10003461033"}).json()
     assert [p["valueString"] for p in warned["parameter"] if p["name"] == "warning"]
     bad = client.get("/fhir/$check-identifier", params={"kind": "siret", "value": "73282932000075"})

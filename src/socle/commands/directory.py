@@ -92,6 +92,8 @@ def import_files(
     for r in reports:
         if r.failure:
             console.print(f"[red]{r.path}: {r.failure}[/]", highlight=False)
+        for note in r.notes:
+            console.print(f"[yellow]{r.path.name}: {note}[/]", highlight=False)
         for number, reason in r.errors[:_SHOWN_ERRORS]:
             console.print(f"{r.path.name}:{number}: {reason}", highlight=False)
         if r.rejected > _SHOWN_ERRORS:

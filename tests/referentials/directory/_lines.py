@@ -45,7 +45,11 @@ def activity_line(**values: str) -> str:
     f[3], f[5], f[7], f[8] = v["title"], v["civility"], v["family"], v["given"]
     f[9], f[10] = v["profession"], v["profession_label"]
     f[11] = "C"
-    f[13], f[15], f[16] = v["skill_type"] if v["skill"] else "", v["skill"], v["skill_label"] if v["skill"] else ""
+    f[13], f[15], f[16] = (
+        v["skill_type"] if v["skill"] else "",
+        v["skill"],
+        v["skill_label"] if v["skill"] else "",
+    )
     f[17] = v["mode"]
     f[19], f[20] = v.get("siret", ""), v.get("siret", "")[:9]
     f[21], f[22], f[23] = v.get("finess", ""), v.get("finess_ej", ""), v["tech"]

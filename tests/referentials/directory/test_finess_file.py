@@ -46,7 +46,9 @@ def test_raw_establishment() -> None:
 def test_overseas_commune_codes() -> None:
     layout = finess_layout("finess;etalab;1;2024-01-01")
     assert layout is not None
-    e = parse_establishment(RAW.replace(";007;30;GARD;", ";101;9A;GUADELOUPE;").replace("300017985", "9A0000123"), layout)
+    e = parse_establishment(
+        RAW.replace(";007;30;GARD;", ";101;9A;GUADELOUPE;").replace("300017985", "9A0000123"), layout
+    )
     assert e is not None and e.commune_code == "97101"
 
 
@@ -54,7 +56,9 @@ def test_named_columns() -> None:
     header = "nofinesset;nofinessej;rs;categetab;cog;codepostal;coordx;coordy"
     layout = finess_layout(header)
     assert layout is not None
-    e = parse_establishment('"300017985";"300780046";"CH ALES";"355";"30007";"30100";"780000.5";"6330000.1"', layout)
+    e = parse_establishment(
+        '"300017985";"300780046";"CH ALES";"355";"30007";"30100";"780000.5";"6330000.1"', layout
+    )
     assert e is not None and (e.commune_code, e.postcode, e.x) == ("30007", "30100", 780000.5)
     with pytest.raises(LineError, match="expected 8 fields"):
         parse_establishment("300017985;x", layout)

@@ -6,10 +6,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import pytest
 from sqlalchemy import Engine, func, select
 
-from socle.fhir.errors import Invalid
 from socle.referentials.directory import DirectoryImporter, mssante_addresses
 from socle.referentials.directory.codes import FINESS_SYSTEM, RPPS_SYSTEM
 from socle.store.access import SYSTEM
@@ -20,8 +18,10 @@ from tests.referentials.directory._lines import RPPS, activity_line, write_file
 OTHER_RPPS = "99700218896"
 FINESS_FILE = (
     "finess;etalab;2;2024-01-01\n"
-    "structureet;300017985;300780046;CH ALES;CENTRE HOSPITALIER D'ALES;;;811;AV;DR JEAN GOUBERT;;;007;30;GARD;"
-    "30100 ALES;0466783333;;355;Centre Hospitalier (C.H.);1102;CH;;8610Z;03;ARS;1;Public;1900-01-01;1900-01-01;"
+    "structureet;300017985;300780046;CH ALES;CENTRE HOSPITALIER D'ALES;;;811;AV;DR JEAN GOUBERT;"
+    ";;007;30;GARD;"
+    "30100 ALES;0466783333;;355;Centre Hospitalier (C.H.);1102;CH;;8610Z;03;ARS;1;Public;1900-01-01;"
+    "1900-01-01;"
     "2024-01-01;\n"
     "structureet;750000010;750000028;EHPAD LES TILLEULS;EHPAD LES TILLEULS;;;3;R;DES LILAS;;;115;75;PARIS;"
     "75015 PARIS;0140000000;;500;Etablissement d'hébergement pour personnes âgées dépendantes;4401;EHPAD;;"
@@ -32,7 +32,9 @@ FINESS_FILE = (
 
 def _search(store: Store, rt: str, *criteria: tuple[str, str]) -> list[dict[str, Any]]:
     with store.read() as conn:
-        page, _, unknown = store.search_page(conn, rt, list(criteria), SYSTEM, count=100, after=None, strict=True)
+        page, _, unknown = store.search_page(
+            conn, rt, list(criteria), SYSTEM, count=100, after=None, strict=True
+        )
     assert unknown == []
     return [v.resource for v in page]
 
@@ -48,13 +50,33 @@ def _people(tmp_path: Path, name: str = "people.txt", encoding: str = "utf-8") -
         [
             activity_line(email="helene.lefevre@medecin.mssante.fr", siret="73282932000074"),
             activity_line(skill="SM57", skill_label="Allergologie", siret="73282932000074"),  # same role
-            activity_line(mode="S", finess="750000010", finess_ej="750000028", tech="F750000010", sector="SA01",
-                          skill="", name="EHPAD LES TILLEULS", postcode="75015", commune="75115"),
+            activity_line(
+                mode="S",
+                finess="750000010",
+                finess_ej="750000028",
+                tech="F750000010",
+                sector="SA01",
+                skill="",
+                name="EHPAD LES TILLEULS",
+                postcode="75015",
+                commune="75115",
+            ),
             "8|123|8123|bad|line",  # wrong field count
             activity_line(identifier="1234"),  # bad RPPS
-            activity_line(identifier=OTHER_RPPS, family="NOËL", given="Zoé", civility="MME", profession="60",
-                          profession_label="Infirmier", skill="", postcode="69003", commune="69383",
-                          city="Lyon 3e Arrondissement", tech="C0000000002", email="zoe.noel@exemple.fr"),
+            activity_line(
+                identifier=OTHER_RPPS,
+                family="NOËL",
+                given="Zoé",
+                civility="MME",
+                profession="60",
+                profession_label="Infirmier",
+                skill="",
+                postcode="69003",
+                commune="69383",
+                city="Lyon 3e Arrondissement",
+                tech="C0000000002",
+                email="zoe.noel@exemple.fr",
+            ),
         ],
         encoding=encoding,
     )
@@ -66,12 +88,18 @@ def test_import_maps_people_roles_and_sites(engine: Engine, tmp_path: Path) -> N
     assert (report.kind, report.lines, report.accepted, report.rejected) == ("activity", 6, 4, 2)
     assert [n for n, _ in report.errors] == [5, 6]  # line numbers as an editor shows them (header = 1)
     assert "expected 52 fields" in report.errors[0][1] and "RPPS '1234'" in report.errors[1][1]
-    assert report.counts.created == {"Practitioner": 2, "PractitionerRole": 3, "Organization": 4, "Location": 3}
+    assert report.counts.created == {
+        "Practitioner": 2,
+        "PractitionerRole": 3,
+        "Organization": 4,
+        "Location": 3,
+    }
 
     [helene] = _search(store, "Practitioner", ("identifier", f"{RPPS_SYSTEM}|{RPPS}"))
     assert helene["id"] == f"ps-8{RPPS}"
-    assert helene["name"] == [{"use": "usual", "family": "LEFÈVRE", "given": ["Hélène"], "prefix": ["MME"],
-                               "suffix": ["DR"]}]
+    assert helene["name"] == [
+        {"use": "usual", "family": "LEFÈVRE", "given": ["Hélène"], "prefix": ["MME"], "suffix": ["DR"]}
+    ]
     assert mssante_addresses(helene) == ["helene.lefevre@medecin.mssante.fr"]
     codes = {c["code"] for q in helene["qualification"] for c in q["code"]["coding"]}
     assert codes == {"10", "SM54", "SM57"}
@@ -108,12 +136,15 @@ def test_directory_searches(engine: Engine, tmp_path: Path) -> None:
     assert ids("Organization", ("address-city", "lyon")) == ["tech-C0000000002"]
 
 
-@pytest.mark.xfail(raises=Invalid, strict=True, reason="chained search is being built in store/search.py")
 def test_chained_search_on_practitioner_identifier(engine: Engine, tmp_path: Path) -> None:
     store = Store(engine)
     DirectoryImporter(store).import_files([_people(tmp_path)])
     roles = _search(store, "PractitionerRole", ("practitioner.identifier", f"{RPPS_SYSTEM}|{RPPS}"))
-    assert len(roles) == 2
+    assert len(roles) == 2 and {r["practitioner"]["reference"] for r in roles} == {f"Practitioner/ps-8{RPPS}"}
+    at_ehpad = _search(store, "PractitionerRole", ("organization.identifier", f"{FINESS_SYSTEM}|750000010"))
+    assert [r["practitioner"]["reference"] for r in at_ehpad] == [f"Practitioner/ps-8{RPPS}"]
+    in_lyon = _search(store, "PractitionerRole", ("location.address-postalcode", "69003"))
+    assert [r["practitioner"]["reference"] for r in in_lyon] == [f"Practitioner/ps-8{OTHER_RPPS}"]
 
 
 def test_reimport_is_idempotent(engine: Engine, tmp_path: Path) -> None:
@@ -133,7 +164,9 @@ def test_latin1_file_imports_the_same_names(engine: Engine, tmp_path: Path) -> N
     assert report.non_utf8_lines == 5 and report.accepted == 4  # the ASCII bad line decodes as UTF-8
     assert [p["name"][0]["family"] for p in _search(store, "Practitioner", ("given", "zoé"))] == ["NOËL"]
     # the same content in UTF-8 with a BOM is then unchanged: encodings do not create versions
-    utf8 = write_file(tmp_path / "bom.txt", _people(tmp_path, "p2.txt").read_text().splitlines()[1:], bom=True)
+    utf8 = write_file(
+        tmp_path / "bom.txt", _people(tmp_path, "p2.txt").read_text().splitlines()[1:], bom=True
+    )
     [again] = DirectoryImporter(store).import_files([utf8])
     assert again.non_utf8_lines == 0 and not again.counts.updated and not again.counts.created
 
@@ -190,6 +223,10 @@ def test_finess_file_structures_and_ownership(engine: Engine, tmp_path: Path) ->
     esms = _search(store, "Organization", ("type", "ESMS"))
     assert [o["id"] for o in esms] == ["finess-750000010"]  # the EHPAD, médico-social
     assert esms[0]["name"] == "EHPAD LES TILLEULS"
+    [service] = _search(store, "HealthcareService", ("service-category", "ESMS"))
+    assert service["providedBy"]["reference"] == "Organization/finess-750000010"
+    [hospital] = _search(store, "HealthcareService", ("service-category", "355"))
+    assert hospital["location"] == [{"reference": "Location/finess-300017985"}]
     [legal] = _search(store, "Organization", ("_id", "finess-300780046"))
     assert legal["identifier"][0]["type"]["coding"][0]["code"] == "FINEJ"
     # the person file no longer overwrites a structure the FINESS file owns
@@ -203,6 +240,7 @@ def test_finess_file_structures_and_ownership(engine: Engine, tmp_path: Path) ->
     assert last.end_dated == {"Organization": 1}
     [gone] = _search(store, "Organization", ("_id", "finess-750000010"))
     assert gone["active"] is False
+    assert _search(store, "HealthcareService", ("_id", "finess-750000010"))[0]["active"] is False
 
 
 def test_unknown_file_is_reported(engine: Engine, tmp_path: Path) -> None:
@@ -210,3 +248,46 @@ def test_unknown_file_is_reported(engine: Engine, tmp_path: Path) -> None:
     path.write_text("a;b;c\n1;2;3\n")
     [report] = DirectoryImporter(Store(engine)).import_files([path, tmp_path / "missing.txt"])[:1]
     assert report.failure is not None and "not a known extraction" in report.failure
+
+
+def test_a_mostly_unreadable_file_does_not_end_date_everyone(engine: Engine, tmp_path: Path) -> None:
+    store = Store(engine)
+    DirectoryImporter(store).import_files([_people(tmp_path)])
+    broken = write_file(tmp_path / "broken.txt", ["1|2|3", "4|5|6", activity_line()])
+    [report] = DirectoryImporter(store).import_files([broken])
+    assert report.end_dated == {} and "end-dating skipped" in report.notes[0]
+    assert len(_search(store, "Practitioner", ("active", "true"))) == 2
+
+
+def test_finess_files_are_imported_first(engine: Engine, tmp_path: Path) -> None:
+    finess = tmp_path / "etalab.csv"
+    finess.write_bytes(FINESS_FILE.encode("latin-1"))
+    reports = DirectoryImporter(Store(engine)).import_files([_people(tmp_path), finess])
+    assert [r.kind for r in reports] == ["finess", "activity"]
+    # the EHPAD the person file names already exists, owned by FINESS: nothing rewritten
+    assert not reports[1].counts.updated and reports[1].counts.unchanged["Organization"] == 1
+
+
+def test_bulk_import_refreshes_planner_statistics(engine: Engine, tmp_path: Path) -> None:
+    from sqlalchemy import text
+
+    from socle.referentials.directory.synthetic import write_extraction
+
+    people, _, _ = write_extraction(tmp_path, 400, seed=5)
+    with engine.connect() as conn:
+        started = conn.execute(text("SELECT CURRENT_TIMESTAMP")).scalar_one()
+    [report] = DirectoryImporter(Store(engine)).import_files([people])
+    assert sum(report.counts.created.values()) >= 1000
+    if engine.dialect.name == "postgresql":  # the planner must not keep believing the tables are empty
+        with engine.connect() as conn:
+            analyzed = conn.execute(
+                text(
+                    "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'idx_string' "
+                    "AND schemaname = current_schema()"
+                )
+            ).scalar_one()
+        assert analyzed is not None and analyzed >= started
+    else:
+        with engine.connect() as conn:
+            tables = set(conn.execute(text("SELECT tbl FROM sqlite_stat1")).scalars())
+        assert {"resource", "idx_token", "idx_string"} <= tables

@@ -17,10 +17,10 @@ def test_read_lines_strips_bom_and_terminators_and_mixes_encodings(tmp_path: Pat
     path = tmp_path / "mixed.txt"
     path.write_bytes(b"\xef\xbb\xbfen-t\xc3\xaate\r\n" + "Lefèvre\n".encode("cp1252") + "Noël".encode())
     lines = list(read_lines(path))
-    assert [(l.number, l.text, l.encoding) for l in lines] == [
+    assert [(line.number, line.text, line.encoding) for line in lines] == [
         (1, "en-tête", "utf-8"),
         (2, "Lefèvre", "cp1252"),
         (3, "Noël", "utf-8"),
     ]
-    assert sum(l.size for l in lines) == path.stat().st_size
+    assert sum(line.size for line in lines) == path.stat().st_size
     assert first_line(path) == "en-tête"

@@ -43,9 +43,18 @@ def test_near_matches_exact_distances(engine: Engine, tmp_path: Path) -> None:
         every = {
             row.id: (row.lat, row.lon)
             for row in (
-                type("R", (), {"id": v.id, "lat": v.resource["position"]["latitude"],
-                               "lon": v.resource["position"]["longitude"]})
-                for v in store.search_page(conn, "Location", [], SYSTEM, count=5000, after=None, strict=True)[0]
+                type(
+                    "R",
+                    (),
+                    {
+                        "id": v.id,
+                        "lat": v.resource["position"]["latitude"],
+                        "lon": v.resource["position"]["longitude"],
+                    },
+                )
+                for v in store.search_page(conn, "Location", [], SYSTEM, count=5000, after=None, strict=True)[
+                    0
+                ]
                 if "position" in v.resource
             )
         }
@@ -53,6 +62,7 @@ def test_near_matches_exact_distances(engine: Engine, tmp_path: Path) -> None:
         for km in (30.0, 150.0):
             expected = {i for i, (la, lo) in every.items() if distance_km(centre[0], centre[1], la, lo) <= km}
             found = locations_near(conn, centre[0], centre[1], km, SYSTEM)
+            assert locations_near(conn, centre[0], centre[1], km, SYSTEM, limit=3) == found[:3]
             assert {i for i, _ in found} == expected and expected
             assert [d for _, d in found] == sorted(d for _, d in found)
             keys = conn.execute(
@@ -65,5 +75,6 @@ def test_near_matches_exact_distances(engine: Engine, tmp_path: Path) -> None:
         assert all(r.distance_km <= 150 and r.role.resource["active"] for r in roles)
         gps = roles_near(store, conn, SYSTEM, centre[0], centre[1], 150.0, criteria=[("specialty", "SM54")])
         assert all(
-            "SM54" in {c["code"] for s in r.role.resource.get("specialty", ()) for c in s["coding"]} for r in gps
+            "SM54" in {c["code"] for s in r.role.resource.get("specialty", ()) for c in s["coding"]}
+            for r in gps
         )

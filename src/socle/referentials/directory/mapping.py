@@ -11,6 +11,8 @@
 - Organization: a site (FINESS établissement / SIRET / technical id), `partOf` its legal entity
   (FINESS EJ) when known; `type` holds the FINESS category (TRE_R66) and sector (TRE_R02).
 - Location: the site's address, with `position` (FINESS geolocation, else the commune's centre).
+- HealthcareService: what a FINESS establishment provides, typed by its category (TRE_R66, plus an
+  ESMS coding for social and médico-social establishments), provided by its Organization.
 
 Ids are derived from national identifiers so that re-importing the same line targets the same
 resource (idempotence without a lookup table). `meta.source` says which import owns a resource.
@@ -296,7 +298,7 @@ def site_resources(a: Activity) -> tuple[Resource, Resource] | None:
 
 
 def establishment_resources(e: Establishment, position: tuple[float, float] | None) -> list[Resource]:
-    """(legal entity stub, establishment Organization, Location) of one FINESS establishment."""
+    """Legal entity stub, establishment Organization, Location and HealthcareService of one establishment."""
     site = f"finess-{e.finess}"
     types = []
     if e.category:
@@ -346,4 +348,19 @@ def establishment_resources(e: Establishment, position: tuple[float, float] | No
         if approx is not None:
             location["position"] = approx
     resources.extend((org, location))
+    if e.category:
+        # What the establishment provides, by its FINESS category: lets `HealthcareService?
+        # service-category=…` (with `location.address-…` chains) find an EHPAD, an IME or a SSIAD.
+        resources.append(
+            {
+                "resourceType": "HealthcareService",
+                "id": site,
+                "meta": {"source": SOURCE_FINESS},
+                "active": True,
+                "providedBy": {"reference": f"Organization/{site}", "display": org["name"]},
+                "category": types,
+                "name": org["name"],
+                "location": [{"reference": f"Location/{site}"}],
+            }
+        )
     return resources

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
+from socle.commands._options import DatabaseOption, database_url
 from socle.commands.auth import clients_app
 from socle.commands.auth import token as token_command
 from socle.commands.demo import demo_app
@@ -31,15 +32,6 @@ app.command("token")(token_command)
 
 console = Console(stderr=True)
 
-DatabaseOption = Annotated[
-    str | None,
-    typer.Option("--database", help="Database URL (default: SOCLE_DATABASE_URL or ./var/socle.db)."),
-]
-
-
-def _database_url(database: str | None) -> str:
-    return database or get_settings().database_url
-
 
 @app.command()
 def serve(
@@ -54,7 +46,7 @@ def serve(
     from socle.store.engine import make_engine
     from socle.store.migrate import upgrade
 
-    url = _database_url(database)
+    url = database_url(database)
     os.environ["SOCLE_DATABASE_URL"] = url  # the app factory (and every worker) reads its settings
     get_settings.cache_clear()
     engine = make_engine(url)
@@ -80,7 +72,7 @@ def db_upgrade(database: DatabaseOption = None) -> None:
     from socle.store.engine import make_engine
     from socle.store.migrate import current, upgrade
 
-    engine = make_engine(_database_url(database))
+    engine = make_engine(database_url(database))
     upgrade(engine)
     console.print(f"Database at revision {current(engine)}")
     engine.dispose()
@@ -95,7 +87,7 @@ def db_revision(
     from socle.store.engine import make_engine
     from socle.store.migrate import revision
 
-    revision(make_engine(_database_url(database)), message)
+    revision(make_engine(database_url(database)), message)
 
 
 @app.command()
@@ -108,7 +100,7 @@ def load(
     """Load FHIR data: transaction/batch Bundles as sent, collections and NDJSON resource by resource."""
     from socle.loader import load_paths
 
-    summary = load_paths(paths, _database_url(database), console)
+    summary = load_paths(paths, database_url(database), console)
     if summary.rejected and not summary.loaded:
         raise typer.Exit(1)
 
@@ -131,7 +123,7 @@ def reindex(
 
     if resource_type is not None and not is_resource_type(resource_type):
         raise typer.BadParameter(f"{resource_type!r} is not a FHIR R4 resource type", param_hint="--type")
-    engine = make_engine(_database_url(database))
+    engine = make_engine(database_url(database))
     with engine.connect() as conn, conn.begin():
         search_parameters.refresh(conn)  # index by the stored custom SearchParameters too
         total = count_resources(conn, resource_type, after)
@@ -181,7 +173,7 @@ def explain(
     resource_type = path.rstrip("/").rsplit("/", 1)[-1]  # `Observation?...`, `/fhir/Observation?...`
     if not is_resource_type(resource_type):
         raise typer.BadParameter(f"{query!r} does not start with a FHIR R4 resource type", param_hint="QUERY")
-    engine = make_engine(_database_url(database))
+    engine = make_engine(database_url(database))
     try:
         with engine.connect() as conn:  # never committed: rolled back on close
             search_parameters.refresh(conn)

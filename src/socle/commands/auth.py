@@ -16,24 +16,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from socle.commands._options import DatabaseOption, open_engine
 from socle.config import get_settings
 
 clients_app = typer.Typer(help="OAuth / SMART clients of the authorization server.", no_args_is_help=True)
 console = Console(stderr=True)
-
-DatabaseOption = Annotated[
-    str | None,
-    typer.Option("--database", help="Database URL (default: SOCLE_DATABASE_URL or ./var/socle.db)."),
-]
-
-
-def _engine(database: str | None):  # type: ignore[no-untyped-def]
-    from socle.store.engine import make_engine
-    from socle.store.migrate import upgrade
-
-    engine = make_engine(database or get_settings().database_url)
-    upgrade(engine)
-    return engine
 
 
 @clients_app.command("add")
@@ -61,7 +48,7 @@ def clients_add(
         raise typer.BadParameter("--backend and --public exclude each other")
     kind = "backend" if backend else "public" if public else "confidential"
     jwks = orjson.loads(jwks_file.read_bytes()) if jwks_file else None
-    engine = _engine(database)
+    engine = open_engine(database)
     try:
         with engine.begin() as conn:
             secret = add_client(
@@ -91,7 +78,7 @@ def clients_list(database: DatabaseOption = None) -> None:
     """List the registered clients."""
     from socle.trust.auth.clients import list_clients
 
-    engine = _engine(database)
+    engine = open_engine(database)
     with engine.connect() as conn:
         clients = list_clients(conn)
     engine.dispose()
@@ -106,7 +93,7 @@ def clients_remove(client_id: Annotated[str, typer.Argument()], database: Databa
     """Remove a client (its tokens stay valid until they expire)."""
     from socle.trust.auth.clients import remove_client
 
-    engine = _engine(database)
+    engine = open_engine(database)
     with engine.begin() as conn:
         removed = remove_client(conn, client_id)
     engine.dispose()
@@ -131,7 +118,7 @@ def token(
 
     settings = get_settings()
     iss = (issuer or settings.issuer or "http://127.0.0.1:8080").rstrip("/")
-    engine = _engine(database)
+    engine = open_engine(database)
     try:
         with engine.begin() as conn:
             client = get_client(conn, client_id)

@@ -23,17 +23,13 @@ from rich.progress import (
     TransferSpeedColumn,
 )
 
-from socle.config import get_settings
+from socle.commands._options import DatabaseOption, open_engine
 
 directory_app = typer.Typer(
     help="Directory of professionals and structures (RPPS, ADELI, FINESS).", no_args_is_help=True
 )
 console = Console(stderr=True, soft_wrap=True)  # long paths and reasons stay on one line
 
-DatabaseOption = Annotated[
-    str | None,
-    typer.Option("--database", help="Database URL (default: SOCLE_DATABASE_URL or ./var/socle.db)."),
-]
 _SHOWN_ERRORS = 20
 
 
@@ -54,12 +50,9 @@ def import_files(
 ) -> None:
     """Import extraction files: idempotent, streaming; bad lines are counted and reported, never fatal."""
     from socle.referentials.directory import DirectoryImporter
-    from socle.store.engine import make_engine
-    from socle.store.migrate import upgrade
     from socle.store.repository import Store
 
-    engine = make_engine(database or get_settings().database_url)
-    upgrade(engine)
+    engine = open_engine(database)
     importer = DirectoryImporter(Store(engine), batch_lines=batch_lines, full=not partial)
     total = sum(p.stat().st_size for p in files if p.exists())
     columns = (

@@ -17,26 +17,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from socle.config import get_settings
+from socle.commands._options import DatabaseOption, open_engine
 
 ins_app = typer.Typer(help="INS (Identifiant National de Santé).", no_args_is_help=True)
 mpi_app = typer.Typer(help="Master patient index: duplicates, merges.", no_args_is_help=True)
 console = Console(stderr=True)
 out_console = Console()
-
-DatabaseOption = Annotated[
-    str | None,
-    typer.Option("--database", help="Database URL (default: SOCLE_DATABASE_URL or ./var/socle.db)."),
-]
-
-
-def _engine(database: str | None):  # type: ignore[no-untyped-def]
-    from socle.store.engine import make_engine
-    from socle.store.migrate import upgrade
-
-    engine = make_engine(database or get_settings().database_url)
-    upgrade(engine)
-    return engine
 
 
 @ins_app.command("check")
@@ -75,7 +61,7 @@ def mpi_index(database: DatabaseOption = None) -> None:
     """Rebuild the MPI tables (normalised traits, blocking keys) from every stored Patient."""
     from socle.referentials.identity.index import rebuild
 
-    engine = _engine(database)
+    engine = open_engine(database)
     started = time.perf_counter()
     with engine.begin() as conn:
         total = rebuild(conn)
@@ -102,7 +88,7 @@ def mpi_duplicates(
 
     if min_grade not in ("certain", "probable", "possible"):
         raise typer.BadParameter("use certain, probable or possible", param_hint="--min-grade")
-    engine = _engine(database)
+    engine = open_engine(database)
     started = time.perf_counter()
     pairs = []
     scanned = 0
@@ -163,7 +149,7 @@ def mpi_merge(
     from socle.store.access import SYSTEM
     from socle.store.repository import Store
 
-    engine = _engine(database)
+    engine = open_engine(database)
     store = Store(engine)
     try:
         with store.write() as conn:
@@ -193,7 +179,7 @@ def mpi_unmerge(
     from socle.store.access import SYSTEM
     from socle.store.repository import Store
 
-    engine = _engine(database)
+    engine = open_engine(database)
     store = Store(engine)
     try:
         with store.write() as conn:

@@ -7,6 +7,7 @@ reused code or refresh token revokes its family.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -29,19 +30,26 @@ _GRANTS = {
 }
 
 
+# (form, HTTP Basic credentials, issuer) -> response, run in the thread pool.
+_ClientWork = Callable[[dict[str, str], tuple[str, str] | None, str], Response]
+
+
 class OAuthEndpoints:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
 
-    async def token(self, request: Request) -> Response:
+    async def _client_call(self, request: Request, work: _ClientWork) -> Response:
+        """Read the form and client credentials of a token-endpoint-style call, then work off the loop."""
         try:
             form = await form_of(request)
             basic = basic_credentials(request)
         except OAuthError as error:
             return oauth_error(error)
-        issuer = issuer_of(request, self.settings)
-        return await run_in_threadpool(self._token, form, basic, issuer)
+        return await run_in_threadpool(work, form, basic, issuer_of(request, self.settings))
+
+    async def token(self, request: Request) -> Response:
+        return await self._client_call(request, self._token)
 
     def _token(self, form: dict[str, str], basic: tuple[str, str] | None, issuer: str) -> Response:
         outcome: dict[str, Any] | OAuthError
@@ -57,13 +65,7 @@ class OAuthEndpoints:
         return oauth_error(outcome) if isinstance(outcome, OAuthError) else json_response(outcome)
 
     async def revoke(self, request: Request) -> Response:
-        try:
-            form = await form_of(request)
-            basic = basic_credentials(request)
-        except OAuthError as error:
-            return oauth_error(error)
-        issuer = issuer_of(request, self.settings)
-        return await run_in_threadpool(self._revoke, form, basic, issuer)
+        return await self._client_call(request, self._revoke)
 
     def _revoke(self, form: dict[str, str], basic: tuple[str, str] | None, issuer: str) -> Response:
         with self.store.write() as conn:
@@ -77,13 +79,7 @@ class OAuthEndpoints:
         return json_response({})
 
     async def introspect(self, request: Request) -> Response:
-        try:
-            form = await form_of(request)
-            basic = basic_credentials(request)
-        except OAuthError as error:
-            return oauth_error(error)
-        issuer = issuer_of(request, self.settings)
-        return await run_in_threadpool(self._introspect, form, basic, issuer)
+        return await self._client_call(request, self._introspect)
 
     def _introspect(self, form: dict[str, str], basic: tuple[str, str] | None, issuer: str) -> Response:
         with self.store.write() as conn:

@@ -35,6 +35,7 @@ from socle.fhir.errors import (
 from socle.services import search_parameters
 from socle.store.access import SYSTEM
 from socle.store.repository import Store
+from socle.trust.principal import SYSTEM_PRINCIPAL, Principal
 
 log = logging.getLogger("socle.api")
 
@@ -67,15 +68,16 @@ class FhirEndpoint:
             body=body,
         )
         base = self.settings.base_url or f"{request.url.scheme}://{request.url.netloc}/fhir"
-        response = await run_in_threadpool(self._execute, freq, base.rstrip("/"))
+        principal = getattr(request.state, "principal", SYSTEM_PRINCIPAL)
+        response = await run_in_threadpool(self._execute, freq, base.rstrip("/"), principal)
         return render(response, media_type, pretty, head=request.method == "HEAD")
 
-    def _execute(self, req: FhirRequest, base_url: str) -> FhirResponse:
+    def _execute(self, req: FhirRequest, base_url: str, principal: Principal) -> FhirResponse:
         writes = req.method not in ("GET", "HEAD") and not runs_own_transactions(req.method, req.segments)
         try:
             with (self.store.write if writes else self.store.read)() as conn:
                 search_parameters.refresh(conn)  # custom SearchParameters changed by another process
-                ctx = Context(self.store, conn, SYSTEM, self.settings, base_url)
+                ctx = Context(self.store, conn, SYSTEM, self.settings, base_url, principal)
                 response = dispatch(req, ctx)
                 if writes:  # learn (or refuse, 422) the SearchParameters written here, before commit
                     search_parameters.refresh(conn, strict=True)

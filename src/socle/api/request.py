@@ -18,6 +18,7 @@ from socle.fhir.errors import Invalid
 from socle.store.access import AccessFilter
 from socle.store.repository import Store
 from socle.store.versioned import StoredVersion
+from socle.trust.principal import SYSTEM_PRINCIPAL, Principal
 
 
 @dataclass
@@ -83,6 +84,8 @@ class Context:
     access: AccessFilter
     settings: Settings
     base_url: str
+    # Who asks (from the bearer token; SYSTEM when protection is off): the policy and audit start here.
+    principal: Principal = SYSTEM_PRINCIPAL
 
     def absolute(self, relative: str) -> str:
         return f"{self.base_url}/{relative}"

@@ -1,0 +1,21 @@
+"""directory additions — reserved revision, filled by the work that needs it (no-op until then).
+
+Revision ID: 0012
+Revises: 0011
+Create Date: 2026-11-25
+"""
+
+from __future__ import annotations
+
+revision = "0012"
+down_revision = "0011"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass

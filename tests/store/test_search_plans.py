@@ -35,6 +35,20 @@ QUERIES = [
     ("Observation", "combo-code-value-concept=72166-2$449868002"),
     ("ValueSet", "url:above=http://acme.org/fhir/ValueSet/123/_history/1"),
     ("RiskAssessment", "probability=gt0.5"),
+    # several criteria: one drives, the others are probes of each candidate (see PROBES below)
+    ("Observation", "subject=Patient/p1&code=http://loinc.org|1234-5&date=ge2020-01-01"),
+    ("Patient", "birthdate=1990-01-01&name=helene"),
+    ("Observation", "code=http://loinc.org|1234-5&subject.name=helene&date=ge2020"),
+    ("Patient", "gender=female&_has:Observation:patient:code=2345-7"),
+]
+
+# (type, query, the table the driving criterion reads, the tables read only as per-candidate probes)
+PROBES = [
+    ("Observation", "subject=Patient/p1&code=http://loinc.org|1234-5&date=ge2020-01-01", "idx_reference"),
+    ("Observation", "date=ge2020-01-01&code=http://loinc.org|1234-5&subject=Patient/p1", "idx_reference"),
+    ("Patient", "birthdate=1990-01-01&name=helene", "idx_string"),
+    ("Observation", "code=http://loinc.org|1234-5&subject.name=helene&date=ge2020", "idx_string"),
+    ("PractitionerRole", "active=true&identifier=urn:x|1&role=doctor", "idx_token"),
 ]
 
 
@@ -69,3 +83,35 @@ def _full_reads(plan: list[str]) -> list[str]:
         if "Seq Scan" in line or not any("Index Cond" in d or "Recheck Cond" in d for d in details):
             found.append(line)
     return found
+
+
+@pytest.mark.parametrize(("resource_type", "query", "driver"), PROBES)
+def test_one_criterion_drives_the_others_probe(
+    db: Engine,  # noqa: F811
+    resource_type: str,
+    query: str,
+    driver: str,
+) -> None:
+    """The most selective criterion gives the candidates; every other one is a correlated probe of a
+    candidate's own index rows (resource_key=?), never a list of every resource with a common code
+    or date (which grows with the table: the 100k/10k scaling problem)."""
+    statement = compile_search(parse_query(resource_type, query, strict=True), SYSTEM).limit(21)
+    with db.connect() as conn:
+        sql = str(statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+        # The statement's shape, on both: one driving IN, a correlated EXISTS per other criterion.
+        assert sql.count("resource.resource_key IN (SELECT") == 1, sql
+        assert sql.count("WHERE idx_") >= query.count("&"), sql
+        if conn.dialect.name != "sqlite":
+            return  # PostgreSQL plans by cost (its plans are checked for full reads above)
+        rows = [(int(r[1]), str(r[3])) for r in conn.execute(text(f"EXPLAIN QUERY PLAN {sql}"))]
+    plan = [line for _, line in rows]
+    text_plan = "\n".join(plan)
+    # One driving set at the top of the plan (a chain's own inner lists sit below it).
+    lists = [n for n, (parent, line) in enumerate(rows) if parent == 0 and line.startswith("LIST SUBQUERY")]
+    assert len(lists) == 1, text_plan
+    driving = plan[lists[0] + 1 :]
+    assert any(line.startswith(f"SEARCH {driver} ") for line in driving), text_plan
+    probes = [line for line in plan if line.startswith("SEARCH idx_") and "resource_key=?" in line]
+    others = [line for line in plan if line.startswith("SEARCH idx_") and line not in probes]
+    assert probes, text_plan
+    assert all(line.startswith(f"SEARCH {driver} ") or "idx_reference" in line for line in others), text_plan

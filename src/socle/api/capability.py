@@ -1,7 +1,11 @@
 """The CapabilityStatement (R4 §3.1.0.14 `GET /metadata`), generated from the route table.
 
 Nothing here is hand-written about interactions: each route that exists adds its code, so the
-statement cannot advertise what the server does not route (nor hide what it does).
+statement cannot advertise what the server does not route (nor hide what it does). Search
+parameters come from the live registry: a custom SearchParameter stored on the server is listed
+under its base types (`rest.resource.searchParam`, and its `_include`/`_revinclude` when it is a
+reference) once loaded, and no longer once deleted. The statement is cached per set of loaded
+custom parameters (`socle.services.search_parameters.loaded`).
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from socle import __version__
 from socle.api.request import Context
 from socle.fhir.resource_types import resource_types
+from socle.services import search_parameters
 from socle.store.clock import now_us, to_instant
 
 if TYPE_CHECKING:
@@ -22,13 +27,14 @@ _CONDITIONAL = {"conditional-update", "conditional-patch", "conditional-delete"}
 
 
 def capability_statement(ctx: Context, routes: Sequence[Route]) -> dict[str, Any]:
-    statement = dict(_static_part(tuple(routes)))
+    statement = dict(_static_part(tuple(routes), search_parameters.loaded()))
     statement["implementation"] = {"description": "Socle FHIR R4 server", "url": ctx.base_url}
     return statement
 
 
-@functools.cache
-def _static_part(routes: tuple[Route, ...]) -> dict[str, Any]:
+@functools.lru_cache(maxsize=8)
+def _static_part(routes: tuple[Route, ...], custom: frozenset[tuple[str, int]]) -> dict[str, Any]:
+    """Everything but the request's base URL; `custom` (the loaded custom parameters) keys the cache."""
     type_codes = {r.interaction for r in routes if r.level == "type" and r.interaction}
     system_codes = [r.interaction for r in routes if r.level == "system" and r.interaction]
     interactions = [{"code": code} for code in sorted(type_codes - _CONDITIONAL)]
@@ -49,7 +55,7 @@ def _static_part(routes: tuple[Route, ...]) -> dict[str, Any]:
                 "conditionalDelete": "single" if "conditional-delete" in type_codes else "not-supported",
                 "referencePolicy": ["literal", "local", "enforced"],
                 "searchInclude": _includes(resource_type) if searchable else [],
-                "searchRevInclude": _rev_includes().get(resource_type, []) if searchable else [],
+                "searchRevInclude": _rev_includes(custom).get(resource_type, []) if searchable else [],
                 "searchParam": _search_params(resource_type) if searchable else [],
                 "operation": _operations(resource_type),
             }
@@ -110,8 +116,8 @@ def _includes(resource_type: str) -> list[str]:
     return ["*", f"{resource_type}:*", *(f"{resource_type}:{n}" for n, _ in _reference_params(resource_type))]
 
 
-@functools.cache
-def _rev_includes() -> dict[str, list[str]]:
+@functools.lru_cache(maxsize=8)
+def _rev_includes(_custom: frozenset[tuple[str, int]]) -> dict[str, list[str]]:
     """Target type → the `Source:param` that may point to it (a parameter without targets: any type)."""
     everything = sorted(resource_types())
     found: dict[str, list[str]] = {}
@@ -124,7 +130,7 @@ def _rev_includes() -> dict[str, list[str]]:
 
 def _system_search_params() -> list[dict[str, Any]]:
     """What `GET [base]?...` accepts without `_type`: the parameters defined on Resource."""
-    return [p for p in _search_params("Resource") if p["definition"].startswith(_RESOURCE_PARAM)]
+    return [p for p in _search_params("Resource") if p.get("definition", "").startswith(_RESOURCE_PARAM)]
 
 
 _RESOURCE_PARAM = "http://hl7.org/fhir/SearchParameter/Resource-"
@@ -134,6 +140,6 @@ def _search_params(resource_type: str) -> list[dict[str, Any]]:
     from socle.store.search import supported_search_params
 
     return [
-        {"name": name, "definition": url, "type": type_}
+        {"name": name, **({"definition": url} if url else {}), "type": type_}
         for name, url, type_ in supported_search_params(resource_type)
     ]

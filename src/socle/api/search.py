@@ -41,6 +41,8 @@ from socle.fhir.summary import Projection, projection
 from socle.store.includes import Included, IncludeSpec, parse_include
 from socle.store.matches import MatchSet, TypeMatches
 from socle.store.results import Cursor, ResultPage, SortKey, parse_sort
+from socle.store.selectivity import prefer_selective
+from socle.store.value_sets import ValueSetCache, resolve_value_sets
 from socle.store.versioned import StoredVersion
 
 __all__ = ["Controls", "Problems", "searchset", "search_compartment", "search_system", "search_type"]
@@ -226,6 +228,9 @@ def _search(
         elif base not in _RESULT and base not in _FORMAT and not (name == "_type" and path == ""):
             criteria.append((name, value))
     queries = _criteria(types, criteria, problems, restrict_to_resource_params)
+    value_sets = ValueSetCache(ctx.conn, ctx.access)  # `:in` / `:not-in`: expanded once per request
+    # the most selective of equally ranked criteria drives (store.selectivity)
+    queries = [prefer_selective(ctx.conn, resolve_value_sets(query, value_sets)) for query in queries]
     controls = read_controls(ctx, params, types, problems)
     problems.raise_if_strict()
     matches = TypeMatches(tuple(queries), compartment)

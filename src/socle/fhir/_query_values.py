@@ -179,6 +179,8 @@ def read_value(
         return MissingValue(text == "true")
     if (kind == "token" and modifier == "text") or kind == "string":
         return StringValue(unescape(text))
+    if kind == "token" and modifier in ("in", "not-in"):  # a value set: `url[|version]` or `ValueSet/id`
+        return UriValue(unescape(text))
     if kind == "token" and modifier == "of-type":
         parts = _split_bar(text)
         if len(parts) != 3 or not parts[1] or not parts[2]:

@@ -16,11 +16,11 @@ Every criterion knows its `resource_type` and renders back as `text`, so a plan 
 Parsing is pure: the store turns the query into SQL (`socle.store.search`).
 
 Result parameters (`_count`, `_sort`, `_include`, ...) are kept raw in `controls` for the paging and
-include layers. Parameters the registry does not know (at any level of a chain or `_has`) and
-expression-less ones (`_filter`, `near`, `_query`) are collected in `unknown` (lenient, as servers
-do by default, §3.1.1.3.2); `strict=True` raises `Invalid` naming them. A value that cannot be read
-(a malformed date, a prefix on a token), an unknown modifier or a chain through a parameter that is
-not a reference is always an error.
+include layers. Parameters the registry does not know (at any level of a chain or `_has`),
+expression-less ones (`_filter`, `_query`) and special ones other than `near` are collected in
+`unknown` (lenient, as servers do by default, §3.1.1.3.2); `strict=True` raises `Invalid` naming
+them. A value that cannot be read (a malformed date, a prefix on a token), an unknown modifier or
+a chain through a parameter that is not a reference is always an error.
 
 Percent-decoding leaves `+` alone: clients send `%2B` for a plus, and a raw `+` in a dateTime
 offset (`ge2020-01-01T10:00+01:00`) is far more common than a form-encoded space in a search value.
@@ -92,6 +92,7 @@ _MODIFIERS: dict[str, frozenset[str]] = {
     "special": frozenset({"missing"}),
 }
 _FULL_TEXT = frozenset({"_text", "_content"})  # no expression: answered by socle.store.fulltext
+_SPECIAL = frozenset({"near"})  # special parameters the store answers (Location.position)
 MAX_DEPTH = 4  # links of chains and `_has` in one criterion: deeper is refused, not slow
 
 
@@ -242,7 +243,8 @@ class _Reader:
     def clause(self, rt: str, raw_name: str, raw_value: str) -> Clause | None:
         name, _, modifier = raw_name.partition(":")
         param = self.known(rt).get(name)
-        if param is None or param.type == "special" or not (param.expression or name in _FULL_TEXT):
+        special = param is not None and param.type == "special" and name not in _SPECIAL
+        if param is None or special or not (param.expression or name in _FULL_TEXT):
             raise _Unknown(raw_name)
         if modifier and modifier not in _MODIFIERS[param.type]:
             if not (param.type == "reference" and modifier in resource_types()):

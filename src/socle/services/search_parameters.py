@@ -7,13 +7,18 @@ plus every stored, usable SearchParameter" (a custom one with the code of a core
 its bases). New writes are indexed by a custom parameter as soon as the registry knows it; existing
 resources need `$reindex` / `socle reindex`.
 
-Staying current across processes (several uvicorn workers, the CLI): every API request starts by
+Staying current across processes (several uvicorn workers, the CLI): an API request starts by
 reading a generation of the stored SearchParameters, `(count, sum of versions, latest updated_at)`
 over their rows (tombstones included), and reloads them all when it differs from the one loaded.
 Every create, update or delete bumps a version, so the sum changes even when a slow transaction
 commits an older timestamp; the timestamp tells apart two databases that happen to share the sums.
 It is one aggregate over the few SearchParameter rows, through the (resource_type, updated_at)
-index: chosen over a timer so that a worker never searches with a registry older than the request.
+index. Requests that write always check (they index with the registry, so it must be current);
+reads check at most once per `READ_STALENESS` seconds per database (`max_staleness`), since the
+query was a measurable share of a cached read. The staleness bound: a SearchParameter created,
+changed or deleted through ANOTHER process takes effect for searches in this one at most
+`READ_STALENESS` seconds after its commit (at once for this process's own writes, and for any
+write request). `loaded()` names what was loaded, for the CapabilityStatement.
 
 A request that writes calls `refresh(conn, strict=True)` again before it commits, still inside its
 transaction: a SearchParameter whose expression cannot be compiled for its bases is then refused
@@ -25,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -38,13 +44,14 @@ from socle.fhir.search_params import SearchParamRegistry, registry
 from socle.store.access import SYSTEM
 from socle.store.schema import resource
 
-__all__ = ["SearchParameterSync", "check_search_parameter", "refresh"]
+__all__ = ["READ_STALENESS", "SearchParameterSync", "check_search_parameter", "loaded", "refresh"]
 
 log = logging.getLogger("socle.search_parameters")
 
 _TYPE = "SearchParameter"
 _ANY_TYPE = ("Resource", "DomainResource")
 Generation = tuple[int, int, int]
+READ_STALENESS = 1.0  # seconds: how old a read request's view of other processes' changes may be
 
 
 def check_search_parameter(body: Mapping[str, Any]) -> str | None:
@@ -75,25 +82,41 @@ class SearchParameterSync:
         self._params = params
         self._generation: Generation | None = None
         self._versions: dict[str, int] = {}  # id → version of every stored one at the last load
+        self._usable: frozenset[tuple[str, int]] = frozenset()  # (id, version) of those in use
+        self._checked: tuple[str, float] | None = None  # (database, monotonic time) of the last check
         self._lock = threading.Lock()
 
     @property
     def params(self) -> SearchParamRegistry:
         return self._params or registry()
 
-    def refresh(self, conn: Connection, *, strict: bool = False) -> bool:
+    @property
+    def loaded(self) -> frozenset[tuple[str, int]]:
+        """(id, version) of the stored SearchParameters in use since the last load."""
+        return self._usable
+
+    def refresh(self, conn: Connection, *, strict: bool = False, max_staleness: float = 0.0) -> bool:
         """Reload if the stored SearchParameters changed; True if it did.
 
         `strict`: raise `Invalid` if a SearchParameter created or changed since the last load (that
-        is, by the current transaction) is unusable.
+        is, by the current transaction) is unusable. `max_staleness`: skip the check when the same
+        database was checked less than that many seconds ago (a read may be that stale).
         """
+        database = conn.engine.url.render_as_string(hide_password=True)
+        now = time.monotonic()
+        checked = self._checked
+        if max_staleness > 0 and checked is not None and checked[0] == database:
+            if now - checked[1] < max_staleness:
+                return False
         generation = _generation(conn)
+        self._checked = (database, now)
         if generation == self._generation:
             return False
         with self._lock:
             if generation == self._generation:
                 return False
             usable: list[Mapping[str, Any]] = []
+            in_use: set[tuple[str, int]] = set()
             versions: dict[str, int] = {}
             problems: list[tuple[str, str]] = []
             for id, version, body in _stored(conn):
@@ -101,6 +124,7 @@ class SearchParameterSync:
                 problem = check_search_parameter(body)
                 if problem is None:
                     usable.append(body)
+                    in_use.add((id, version))
                     continue
                 if strict and self._versions.get(id) != version:
                     problems.append((id, problem))
@@ -113,6 +137,7 @@ class SearchParameterSync:
                 )
             self.params.replace_custom(usable)
             self._versions = versions
+            self._usable = frozenset(in_use)
             self._generation = generation
         return True
 
@@ -145,6 +170,13 @@ def _stored(conn: Connection) -> list[tuple[str, int, Mapping[str, Any]]]:
 _SYNC = SearchParameterSync()
 
 
-def refresh(conn: Connection, *, strict: bool = False) -> bool:
-    """Bring the process-wide registry (`registry()`) up to date with the database behind `conn`."""
-    return _SYNC.refresh(conn, strict=strict)
+def refresh(conn: Connection, *, strict: bool = False, max_staleness: float = 0.0) -> bool:
+    """Bring the process-wide registry (`registry()`) up to date with the database behind `conn`.
+
+    `max_staleness` (seconds): a read request passes `READ_STALENESS`, see the module docstring."""
+    return _SYNC.refresh(conn, strict=strict, max_staleness=max_staleness)
+
+
+def loaded() -> frozenset[tuple[str, int]]:
+    """(id, version) of the stored SearchParameters the process-wide registry uses now."""
+    return _SYNC.loaded

@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, and_, false, or_, select
+from sqlalchemy import ColumnElement, and_, false, or_
 
 from socle.fhir._ucum import UCUM, to_canonical
 from socle.fhir.errors import Invalid, NotSupported
@@ -37,7 +37,7 @@ from socle.fhir.query import (
 )
 from socle.fhir.resource_types import resource_types
 from socle.fhir.search_params import normalize_string
-from socle.store._search_values import Condition, Key, typed
+from socle.store._search_values import Condition, Key, Rows, typed
 from socle.store.indexes import (
     MAX_STRING_LENGTH,
     idx_composite,
@@ -75,10 +75,9 @@ def date_condition(v: DateValue, low: ColumnElement[int], high: ColumnElement[in
     return and_(low < v.high + margin, high > v.low - margin)
 
 
-def date(rt: str, clause: Clause, key: Key) -> Condition:
+def date(rt: str, clause: Clause, key: Key) -> Rows:
     conditions = [date_condition(v, idx_date.c.low, idx_date.c.high) for v in typed(clause, DateValue)]
-    where = and_(idx_date.c.param_hash == param_hash(rt, clause.name), or_(*conditions))
-    return key.in_(select(idx_date.c.resource_key).where(where))
+    return Rows(idx_date, and_(idx_date.c.param_hash == param_hash(rt, clause.name), or_(*conditions)))
 
 
 class _Bounds(NamedTuple):
@@ -124,13 +123,12 @@ def number_condition(b: _Bounds, column: ColumnElement[float]) -> Condition:
     return and_(column >= b.ap_low, column <= b.ap_high)
 
 
-def number(rt: str, clause: Clause, key: Key) -> Condition:
+def number(rt: str, clause: Clause, key: Key) -> Rows:
     conditions = [number_condition(_bounds(v), idx_number.c.value) for v in typed(clause, NumberValue)]
-    where = and_(idx_number.c.param_hash == param_hash(rt, clause.name), or_(*conditions))
-    return key.in_(select(idx_number.c.resource_key).where(where))
+    return Rows(idx_number, and_(idx_number.c.param_hash == param_hash(rt, clause.name), or_(*conditions)))
 
 
-def quantity(rt: str, clause: Clause, key: Key) -> Condition:
+def quantity(rt: str, clause: Clause, key: Key) -> Rows:
     """`[prefix]number[|system|code]` (search.html#quantity)."""
     name, table = clause.name, idx_quantity
     parts = []
@@ -151,10 +149,10 @@ def quantity(rt: str, clause: Clause, key: Key) -> Condition:
         if v.system is not None:
             condition = and_(condition, table.c.system == v.system)
         parts.append(condition)
-    return key.in_(select(table.c.resource_key).where(or_(*parts)))
+    return Rows(table, or_(*parts))
 
 
-def composite(rt: str, clause: Clause, key: Key) -> Condition:
+def composite(rt: str, clause: Clause, key: Key) -> Rows:
     """search.html#composite, against idx_composite rows (one per element: see _index_composites).
 
     The key components (token, reference, uri) give `key_hash` (their `code` forms) and, when a
@@ -168,7 +166,7 @@ def composite(rt: str, clause: Clause, key: Key) -> Condition:
     conditions = [
         _composite_value(rt, name, kinds, value) for value in typed(clause, CompositeValue) for name in names
     ]
-    return key.in_(select(idx_composite.c.resource_key).where(or_(*conditions)))
+    return Rows(idx_composite, or_(*conditions))
 
 
 def _composite_value(rt: str, name: str, kinds: Sequence[str | None], value: CompositeValue) -> Condition:

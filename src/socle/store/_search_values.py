@@ -1,18 +1,25 @@
 """SQL conditions for the equality-like search types: token, string, reference, uri, and `:missing`.
 
 Each builder takes the resource type, the clause and the `resource_key` column of the (possibly
-aliased) `resource` row being filtered, and returns a condition on it: `key IN (SELECT resource_key
-FROM idx_x WHERE ...)` served by a covering index, or a correlated (NOT) EXISTS where an anti-join
-is meant (`:not`, `:missing=true`). Token, reference and uri values are equalities on the frozen
-64-bit hashes (`socle.fhir.hashing`) that `socle.store.indexes` wrote the same way.
+aliased) `resource` row being filtered. Most return `Rows`: "the resource has at least one row of
+this index table meeting this predicate", which the compiler (`socle.store.search`) turns either
+into the driving set of the query, `key IN (SELECT resource_key FROM idx_x WHERE ...)`, or into a
+correlated test of one candidate, `EXISTS (SELECT 1 FROM idx_x WHERE resource_key = key AND ...)`.
+An anti-join (`:not`, `:missing=true`) is returned as a ready (NOT) EXISTS condition. Token,
+reference and uri values are equalities on the frozen 64-bit hashes (`socle.fhir.hashing`) that
+`socle.store.indexes` wrote the same way.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Table, and_, exists, false, func, not_, or_, select
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.visitors import InternalTraversal, replacement_traverse
 
 from socle.fhir.errors import Invalid, NotSupported
 from socle.fhir.hashing import param_hash, system_value_hash, value_hash
@@ -40,12 +47,87 @@ from socle.store.indexes import (
     idx_uri,
 )
 
-__all__ = ["missing", "reference", "string", "string_values", "token", "typed", "uri"]
+__all__ = [
+    "Built",
+    "ProbeOnly",
+    "Rows",
+    "as_condition",
+    "missing",
+    "reference",
+    "string",
+    "string_values",
+    "token",
+    "typed",
+    "uri",
+]
 
 Condition = ColumnElement[bool]
 Key = ColumnElement[int]
 _V = TypeVar("_V", bound=SearchValue)
 _PREFIX_END = "\U0010ffff"  # sorts after any character: [v, v + END) is "starts with v"
+
+# Leading columns of the indexes that serve a RANGE after them (`(param_hash, value, resource_key)`
+# and the like). In a correlated probe of one resource they are wrapped so that SQLite reaches the
+# rows through the primary key (resource_key, seq) instead of scanning every value of the parameter
+# in that range: see `ProbeOnly`. The hash columns of exact lookups (`value_hash`, `sys_value_hash`,
+# `target_hash`, `uri_hash`) stay usable: `(hash, resource_key)` is then a single-entry probe.
+_RANGE_LEADERS = frozenset({"param_hash", "units_hash", "canonical_units_hash", "key_hash"})
+
+
+@dataclass(frozen=True)
+class Rows:
+    """A resource matches when it has at least one row of `table` meeting `where`."""
+
+    table: Table
+    where: Condition
+
+    def keys(self) -> Any:
+        """The keys of the matching resources (the driving set of a query)."""
+        return select(self.table.c.resource_key).where(self.where)
+
+    def drive(self, key: Key) -> Condition:
+        return key.in_(self.keys())
+
+    def probe(self, key: Key) -> Condition:
+        """Whether the resource of `key` has such a row: a correlated EXISTS on its own rows."""
+        table = self.table
+
+        def unindexed(element: Any) -> Any:
+            if getattr(element, "table", None) is table and getattr(element, "name", None) in _RANGE_LEADERS:
+                return ProbeOnly(element)
+            return None
+
+        where: Condition = replacement_traverse(self.where, {}, unindexed)  # type: ignore[call-overload]
+        return exists().where(table.c.resource_key == key, where)
+
+
+Built = Condition | Rows
+
+
+def as_condition(built: Built, key: Key, *, drive: bool = False) -> Condition:
+    """`built` as a condition on the row whose key is `key`: a driving IN or a correlated EXISTS."""
+    if isinstance(built, Rows):
+        return built.drive(key) if drive else built.probe(key)
+    return built
+
+
+class ProbeOnly(ColumnElement[Any]):
+    """A column SQLite must not look up by index here: rendered `+column` (the unary plus that
+    SQLite documents for this), plain on PostgreSQL, whose cost-based planner needs no hint."""
+
+    __visit_name__ = "socle_probe_only"
+    inherit_cache = True
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column: ColumnElement[Any]) -> None:
+        self.column = column
+        self.type = column.type
+
+
+@compiles(ProbeOnly)
+def _compile_probe_only(element: ProbeOnly, compiler: SQLCompiler, **kw: Any) -> str:
+    text = compiler.process(element.column, **kw)
+    return f"+{text}" if compiler.dialect.name == "sqlite" else text
 
 
 def typed(clause: Clause, kind: type[_V]) -> list[_V]:
@@ -55,7 +137,7 @@ def typed(clause: Clause, kind: type[_V]) -> list[_V]:
     return values
 
 
-def token(rt: str, clause: Clause, key: Key) -> Condition:
+def token(rt: str, clause: Clause, key: Key) -> Built:
     """search.html#token; `:not` keeps resources with no value at all (an anti-join, as R4 says)."""
     name, modifier = clause.name, clause.modifier
     if modifier == "text":  # display / CodeableConcept.text, indexed as strings under `<name>:text`
@@ -65,15 +147,17 @@ def token(rt: str, clause: Clause, key: Key) -> Condition:
             system_value_hash(rt, name + ":of-type", f"{v.type_system}|{v.type_code}", v.value)
             for v in typed(clause, IdentifierTypeValue)
         ]
-        return key.in_(select(idx_token.c.resource_key).where(idx_token.c.sys_value_hash.in_(hashes)))
-    if modifier in ("above", "below", "in", "not-in"):
+        return Rows(idx_token, idx_token.c.sys_value_hash.in_(hashes))
+    if modifier in ("above", "below"):
         raise NotSupported(
-            f"{clause.text} needs a terminology server (code system hierarchies, value sets): not supported"
+            f"{clause.text} needs a terminology server (code system hierarchies): not supported"
         )
+    if modifier in ("in", "not-in"):  # the search API expands the value set first (store.value_sets)
+        raise NotSupported(f"{clause.text} is supported by the search API only (value set expansion)")
     condition = _token_condition(rt, name, typed(clause, TokenValue))
     if modifier == "not":
         return not_(exists().where(idx_token.c.resource_key == key, condition))
-    return key.in_(select(idx_token.c.resource_key).where(condition))
+    return Rows(idx_token, condition)
 
 
 def _token_condition(rt: str, name: str, values: Sequence[TokenValue]) -> Condition:
@@ -98,13 +182,11 @@ def _token_condition(rt: str, name: str, values: Sequence[TokenValue]) -> Condit
     return or_(*parts)
 
 
-def string(rt: str, clause: Clause, key: Key) -> Condition:
+def string(rt: str, clause: Clause, key: Key) -> Built:
     return string_values(rt, clause.name, typed(clause, StringValue), clause.modifier, key)
 
 
-def string_values(
-    rt: str, name: str, values: Sequence[StringValue], modifier: str | None, key: Key
-) -> Condition:
+def string_values(rt: str, name: str, values: Sequence[StringValue], modifier: str | None, key: Key) -> Rows:
     """Default: starts with, on the case- and accent-folded form (search.html#string); `:exact`
     compares the original text; `:contains` is a substring anywhere (no index range: it filters the
     parameter's rows)."""
@@ -118,19 +200,16 @@ def string_values(
             parts.append(column.contains(folded, autoescape=True))
         else:
             parts.append(and_(column >= folded, column < folded + _PREFIX_END))
-    keys = select(idx_string.c.resource_key).where(
-        idx_string.c.param_hash == param_hash(rt, name), or_(*parts)
-    )
-    return key.in_(keys)
+    return Rows(idx_string, and_(idx_string.c.param_hash == param_hash(rt, name), or_(*parts)))
 
 
-def reference(rt: str, clause: Clause, key: Key) -> Condition:
+def reference(rt: str, clause: Clause, key: Key) -> Built:
     """search.html#reference: `Type/id`, `id` (every possible target type), absolute URL, `:Type`,
     `:identifier` (Reference.identifier, indexed as a token under `<name>:identifier`)."""
     name = clause.name
     if clause.modifier == "identifier":
         condition = _token_condition(rt, name + ":identifier", typed(clause, TokenValue))
-        return key.in_(select(idx_token.c.resource_key).where(condition))
+        return Rows(idx_token, condition)
     if clause.modifier in ("above", "below"):
         raise NotSupported(f"{clause.text}: hierarchical reference search is not supported")
     hashes: list[int] = []
@@ -144,10 +223,10 @@ def reference(rt: str, clause: Clause, key: Key) -> Condition:
             hashes.extend(system_value_hash(rt, name, target, v.id) for target in targets)
     if not hashes:
         return false()
-    return key.in_(select(idx_reference.c.resource_key).where(idx_reference.c.target_hash.in_(hashes)))
+    return Rows(idx_reference, idx_reference.c.target_hash.in_(hashes))
 
 
-def uri(rt: str, clause: Clause, key: Key) -> Condition:
+def uri(rt: str, clause: Clause, key: Key) -> Built:
     """search.html#uri: equality; `:above` the stored uri is a `/`-prefix of the value (each prefix
     is one more hash), `:below` the value is a prefix of the stored uri (filters the parameter's rows)."""
     name = clause.name
@@ -156,11 +235,11 @@ def uri(rt: str, clause: Clause, key: Key) -> Condition:
         column = idx_uri.c.uri
         starts = [func.substr(column, 1, len(v)) == v for v in values]
         where = and_(idx_uri.c.param_hash == param_hash(rt, name), or_(*starts))
-        return key.in_(select(idx_uri.c.resource_key).where(where))
+        return Rows(idx_uri, where)
     if clause.modifier == "above":
         values = [prefix for v in values for prefix in _uri_prefixes(v)]
     hashes = [value_hash(rt, name, v) for v in values]
-    return key.in_(select(idx_uri.c.resource_key).where(idx_uri.c.uri_hash.in_(hashes)))
+    return Rows(idx_uri, idx_uri.c.uri_hash.in_(hashes))
 
 
 def _uri_prefixes(uri: str) -> list[str]:

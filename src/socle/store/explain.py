@@ -1,7 +1,8 @@
 """What SQL a search runs, and how the database plans it (`socle explain QUERY`).
 
 The statement is the one `Store.search_page` sends for the first page: `compile_search` under the
-given access filter (the CLI passes the system filter), limited to `_count + 1` rows. It is printed
+given access filter (the CLI passes the system filter), limited to `_count + 1` rows, after
+`:in`/`:not-in` value sets are expanded and tied criteria ordered as the search API does. It is printed
 with its values inlined by the connected dialect, so it can be pasted into `sqlite3` or `psql`, and
 the plan comes from the database itself: `EXPLAIN QUERY PLAN` on SQLite, `EXPLAIN` (or
 `EXPLAIN (ANALYZE, BUFFERS)`, which runs the query) on PostgreSQL.
@@ -19,6 +20,8 @@ from socle.fhir.errors import Invalid
 from socle.fhir.query import parse_query
 from socle.store.access import AccessFilter
 from socle.store.search import compile_search
+from socle.store.selectivity import prefer_selective
+from socle.store.value_sets import ValueSetCache, resolve_value_sets
 
 __all__ = ["DEFAULT_COUNT", "Explanation", "explain_search"]
 
@@ -40,7 +43,8 @@ def explain_search(
     *,
     analyze: bool = False,
 ) -> Explanation:
-    parsed = parse_query(resource_type, query)
+    parsed = resolve_value_sets(parse_query(resource_type, query), ValueSetCache(conn, access))
+    parsed = prefer_selective(conn, parsed)
     count = DEFAULT_COUNT
     for name, value in parsed.controls:
         if name == "_count":

@@ -50,10 +50,10 @@ class TypeMatches:
     def branches(self, access: AccessFilter, extra: Sequence[ColumnElement[Any]]) -> list[Select[Any]]:
         out = []
         for query in self.queries:
-            stmt = compile_search(query, access).order_by(None)
+            scope = None  # the compartment, when given, drives: the criteria then probe its members
             if self.compartment is not None:
-                members = compartment_members(access, self.compartment, [query.resource_type])
-                stmt = stmt.where(resource.c.resource_key.in_(members))
+                scope = compartment_members(access, self.compartment, [query.resource_type])
+            stmt = compile_search(query, access, scope).order_by(None)
             out.append(stmt.add_columns(*extra))
         return out
 

@@ -235,15 +235,18 @@ class ResultPage:
     high: int | None = None
 
 
-# (column, descending, nulls last)
-_Order = tuple[KeyedColumnElement[Any], bool, bool]
+# (column, descending, nulls last); None for a NOT NULL column: an explicit NULLS clause on the key
+# stops SQLite from reading the driving index in order, so it sorted every match before LIMIT.
+_Order = tuple[KeyedColumnElement[Any], bool, bool | None]
 
 
 def _order_by(ordering: Sequence[_Order]) -> list[ColumnElement[Any]]:
     clauses: list[ColumnElement[Any]] = []
     for column, descending, nulls_last in ordering:
         clause = column.desc() if descending else column.asc()
-        clauses.append(clause.nulls_last() if nulls_last else clause.nulls_first())
+        if nulls_last is not None:
+            clause = clause.nulls_last() if nulls_last else clause.nulls_first()
+        clauses.append(clause)
     return clauses
 
 
@@ -278,10 +281,10 @@ def fetch_page(
     labels = [f"s{i}" for i in range(len(sort))]
     c = _candidates(matches, access, [_sort_column(k).label(n) for k, n in zip(sort, labels, strict=True)])
     ordering: list[_Order] = [(c.c[n], k.descending, True) for k, n in zip(sort, labels, strict=True)]
-    ordering.append((c.c.resource_key, False, True))
+    ordering.append((c.c.resource_key, False, None))
     backward = cursor is not None and cursor.backward
     if backward:
-        ordering = [(col, not desc, not last) for col, desc, last in ordering]
+        ordering = [(col, not desc, None if last is None else not last) for col, desc, last in ordering]
     inner = select(c.c.resource_key, *(c.c[n] for n in labels))
     if cursor is not None:
         inner = inner.where(c.c.resource_key <= cursor.high, _after(ordering, [*cursor.values, cursor.key]))

@@ -37,16 +37,34 @@ Supported, per search type (search.html#modifiers, #prefix):
   component, for the first two: enough for all R4 definitions);
 - `_id` (`:not`, `:missing`), `_lastUpdated` (prefixes) on resource columns; `_tag`, `_security`
   (token), `_profile`, `_source` (uri) as indexed parameters; `_text`/`_content` in fulltext.
-Not supported (NotSupported, 501 / a warning in lenient mode): `:in`/`:not-in` and token
-`:above`/`:below` (they need a terminology server), reference `:above`/`:below`, special
-parameters (`near`, `_filter`, `_query`, `_list`: the parser reports them as unknown).
+Not supported (NotSupported, 400 / a warning in lenient mode): token `:above`/`:below` (they
+need a terminology server), reference `:above`/`:below`, special
+parameters other than `near` (`_filter`, `_query`, `_list`: the parser reports them as unknown).
+`near` (Location) reads `idx_position` (`socle.store.positions`); `:in`/`:not-in` are expanded
+into token clauses by the search API before compiling (`socle.store.value_sets`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import Any
 
-from sqlalchemy import Connection, FromClause, Select, and_, false, not_, or_, select, true, union_all
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Connection,
+    FromClause,
+    Select,
+    and_,
+    exists,
+    false,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+    union_all,
+)
 
 from socle.fhir.errors import Invalid, NotSupported
 from socle.fhir.hashing import param_hash
@@ -65,24 +83,115 @@ from socle.fhir.query import (
 from socle.fhir.search_params import registry
 from socle.store import fulltext
 from socle.store._search_ranges import composite, date, date_condition, number, quantity
-from socle.store._search_values import Condition, Key, missing, reference, string, token, typed, uri
+from socle.store._search_values import (
+    Built,
+    Condition,
+    Key,
+    ProbeOnly,
+    Rows,
+    as_condition,
+    missing,
+    reference,
+    string,
+    token,
+    typed,
+    uri,
+)
 from socle.store.access import AccessFilter
 from socle.store.indexes import idx_reference
+from socle.store.positions import idx_position, near_condition
 from socle.store.schema import resource
 
-__all__ = ["compile_search", "criterion_condition", "find_keys", "supported_search_params"]
+__all__ = [
+    "clause_rows",
+    "compile_search",
+    "criterion_condition",
+    "criterion_rank",
+    "driving_criterion",
+    "find_keys",
+    "supported_search_params",
+]
 
 
-def compile_search(query: SearchQuery, access: AccessFilter) -> Select[int, str]:
-    """Keys and ids of the current, non-deleted resources of the query's type matching every criterion."""
+def compile_search(
+    query: SearchQuery, access: AccessFilter, scope: Select[Any] | CompoundSelect[Any] | None = None
+) -> Select[int, str]:
+    """Keys and ids of the current, non-deleted resources of the query's type matching every criterion.
+
+    `scope`, keys the matches must be among (a patient compartment), drives the query when given;
+    otherwise the most selective criterion does (`driving_criterion`) and the others are probes.
+    """
     stmt = select(resource.c.resource_key, resource.c.id).where(
         resource.c.resource_type == query.resource_type,
         resource.c.deleted == false(),
         access.condition(resource),
     )
-    for criterion in query.clauses:
-        stmt = stmt.where(criterion_condition(criterion, resource, access))
+    driver = None if scope is not None else driving_criterion(query.clauses)
+    if scope is not None:
+        stmt = stmt.where(resource.c.resource_key.in_(scope))
+    for n, criterion in enumerate(query.clauses):
+        stmt = stmt.where(criterion_condition(criterion, resource, access, drive=n == driver))
     return stmt.order_by(resource.c.resource_key)
+
+
+def driving_criterion(criteria: Sequence[Criterion]) -> int | None:
+    """Which criterion (index) should produce the candidate keys: the one expected to match fewest.
+
+    A cheap static estimate, by what a criterion names (a reference to one resource, an identifier,
+    a chain to such, ... down to a date range or a low-cardinality code): statistics would need a
+    round trip per search. None when no criterion can drive: `_id` (the unique (type, id) index on
+    `resource` drives then) or only anti-joins and `resource` columns.
+    """
+    ranks = [criterion_rank(c) for c in criteria]
+    if any(isinstance(c, Clause) and c.name == "_id" and c.modifier is None for c in criteria):
+        return None
+    candidates = [(rank, n) for n, rank in enumerate(ranks) if rank is not None]
+    return min(candidates)[1] if candidates else None
+
+
+# Token parameters with few distinct values: each value matches a large share of the type.
+_COARSE_TOKENS = frozenset(
+    {"gender", "status", "active", "clinical-status", "verification-status", "intent", "priority"}
+    | {"category", "class", "deceased", "_security", "_tag", "language", "kind", "mode"}
+)
+
+
+def criterion_rank(criterion: Criterion) -> int | None:
+    """Expected selectivity, lower is fewer matches; None: never drives (anti-joins, row columns)."""
+    if isinstance(criterion, Chain):
+        return 2
+    if isinstance(criterion, Has):
+        return 3
+    param, modifier = criterion.param, criterion.modifier
+    if modifier in ("missing", "not", "not-in") or param.name in ("_id", "_lastUpdated"):
+        return None
+    if param.name in fulltext.PARAMS:
+        return 4
+    kind = param.type
+    if kind == "reference":
+        return 1
+    if kind == "token":
+        if modifier == "text":
+            return 4
+        if modifier == "of-type" or param.name.endswith("identifier"):
+            return 1
+        return 5 if param.name in _COARSE_TOKENS else 3
+    if kind == "uri":
+        return 1 if modifier is None else 4
+    if kind == "string":
+        if modifier == "exact":
+            return 2
+        if modifier == "contains":
+            return 6
+        shortest = min((len(v.text) for v in criterion.values if isinstance(v, StringValue)), default=0)
+        return 3 if shortest > 2 else 5
+    if kind == "composite":
+        return 3
+    if kind == "special":  # near: a bounding box
+        return 2
+    if kind in ("quantity", "number"):
+        return 4
+    return 5  # date, special
 
 
 def find_keys(
@@ -105,20 +214,31 @@ def supported_search_params(resource_type: str) -> list[tuple[str, str, str]]:
     return sorted(
         (p.name, p.url, p.type)
         for p in registry().params(resource_type).values()
-        if p.type in _BUILDERS and p.expression is not None
+        if (p.type in _BUILDERS or (p.type, p.name) == ("special", "near")) and p.expression is not None
     )
 
 
-def criterion_condition(criterion: Criterion, res: FromClause, access: AccessFilter) -> Condition:
-    """The condition `criterion` puts on `res`, a `resource` row (the table or an alias of it)."""
+def criterion_condition(
+    criterion: Criterion, res: FromClause, access: AccessFilter, *, drive: bool = False
+) -> Condition:
+    """The condition `criterion` puts on `res`, a `resource` row (the table or an alias of it).
+
+    `drive`: the criterion produces the candidates (`key IN (SELECT ...)`, read from its index);
+    otherwise it tests each candidate (a correlated EXISTS keyed by the candidate's resource key).
+    """
     if isinstance(criterion, Chain):
-        return _chain(criterion, res, access)
+        return _chain(criterion, res, access, drive)
     if isinstance(criterion, Has):
-        return _has(criterion, res, access)
-    return _clause(criterion, res)
+        return _has(criterion, res, access, drive)
+    return as_condition(_clause(criterion, res), res.c.resource_key, drive=drive)
 
 
-def _clause(clause: Clause, res: FromClause) -> Condition:
+def clause_rows(clause: Clause) -> Built:
+    """What `clause` asks of the `resource` table's rows (index rows, or a ready condition)."""
+    return _clause(clause, resource)
+
+
+def _clause(clause: Clause, res: FromClause) -> Built:
     param, rt, key = clause.param, clause.resource_type, res.c.resource_key
     if param.name == "_id":
         return _id(clause, res)
@@ -131,6 +251,10 @@ def _clause(clause: Clause, res: FromClause) -> Condition:
         if clause.modifier is not None:
             raise NotSupported(f"{clause.text} is not supported")
         return fulltext.condition(param.name, [v.text for v in typed(clause, StringValue)], res)
+    if param.type == "special":
+        if param.name != "near" or clause.modifier is not None:
+            raise NotSupported(f"{clause.text} is not supported")
+        return Rows(idx_position, near_condition([v.text for v in typed(clause, StringValue)]))
     if clause.modifier == "missing":
         return missing(rt, clause, key)
     build = _BUILDERS.get(param.type)
@@ -149,61 +273,78 @@ def _id(clause: Clause, res: FromClause) -> Condition:
     return not_(condition) if clause.modifier == "not" else condition
 
 
-def _local_references(param_rt: str, param_name: str, target_type: str) -> Condition:
-    """Rows of `idx_reference` for one parameter pointing at a local resource of `target_type`."""
+def _local_references(param_rt: str, param_name: str, target_type: str, *, probe: bool = False) -> Condition:
+    """Rows of `idx_reference` for one parameter pointing at a local resource of `target_type`.
+
+    `probe`: the rows of one known resource are read by primary key, not by the parameter's index."""
     ref = idx_reference
+    column: ColumnElement[int] = ProbeOnly(ref.c.param_hash) if probe else ref.c.param_hash
     return and_(
-        ref.c.param_hash == param_hash(param_rt, param_name),
+        column == param_hash(param_rt, param_name),
         ref.c.target_type == target_type,
         ref.c.target_url.is_(None),
     )
 
 
-def _chain(chain: Chain, res: FromClause, access: AccessFilter) -> Condition:
-    """`param.criterion`: a reference of `res` points to a live, admitted resource meeting it."""
+def _chain(chain: Chain, res: FromClause, access: AccessFilter, drive: bool) -> Condition:
+    """`param.criterion`: a reference of `res` points to a live, admitted resource meeting it.
+
+    Driving: the keys of the resources holding such a reference, from the targets meeting the
+    criterion (which drives the inner query). Probing: does this resource hold one, read from its
+    own reference rows (primary key), each target then tested by its criterion.
+    """
     ref = idx_reference
-    branches = []
+    branches: list[Select[Any]] = []
+    probes: list[Condition] = []
     for criterion in chain.criteria:
         target = criterion.resource_type
         tgt = resource.alias()
-        keys = (
-            select(ref.c.resource_key)
-            .join(tgt, and_(tgt.c.resource_type == ref.c.target_type, tgt.c.id == ref.c.target_id))
-            .where(
-                _local_references(chain.resource_type, chain.param.name, target),
-                tgt.c.resource_type == target,
-                tgt.c.deleted == false(),
-                access.condition(tgt),
-                criterion_condition(criterion, tgt, access),
-            )
+        local = _local_references(chain.resource_type, chain.param.name, target, probe=not drive)
+        where = and_(
+            local,
+            tgt.c.resource_type == target,
+            tgt.c.deleted == false(),
+            access.condition(tgt),
+            criterion_condition(criterion, tgt, access, drive=drive),
         )
-        branches.append(keys)
+        join = and_(tgt.c.resource_type == ref.c.target_type, tgt.c.id == ref.c.target_id)
+        if drive:
+            branches.append(select(ref.c.resource_key).join(tgt, join).where(where))
+        else:
+            own = ref.c.resource_key == res.c.resource_key
+            probes.append(exists(select(literal(1)).select_from(ref.join(tgt, join)).where(own, where)))
+    if not drive:
+        return or_(*probes)
     # One IN over a UNION ALL, not an OR of INs: the planner can then semi-join instead of
     # filtering every row of the searched type through hashed subplans.
     return res.c.resource_key.in_(branches[0] if len(branches) == 1 else union_all(*branches))
 
 
-def _has(has: Has, res: FromClause, access: AccessFilter) -> Condition:
+def _has(has: Has, res: FromClause, access: AccessFilter, drive: bool) -> Condition:
     """`_has:Type:param:criterion`: a live, admitted resource of Type meeting the criterion
-    references `res` (whose type the caller fixed) through `param`."""
+    references `res` (whose type the caller fixed) through `param`.
+
+    Driving: the ids those resources reference (their criterion drives). Probing: the references
+    to this resource, through the local-reference index `(param_hash, target_type, target_id)`.
+    """
     ref = idx_reference
     source = has.param.resource_type
     src = resource.alias()
-    ids = (
-        select(ref.c.target_id)
-        .join(src, src.c.resource_key == ref.c.resource_key)
-        .where(
-            _local_references(source, has.param.name, has.resource_type),
-            src.c.resource_type == source,
-            src.c.deleted == false(),
-            access.condition(src),
-            criterion_condition(has.criterion, src, access),
-        )
+    where = and_(
+        _local_references(source, has.param.name, has.resource_type),
+        src.c.resource_type == source,
+        src.c.deleted == false(),
+        access.condition(src),
+        criterion_condition(has.criterion, src, access, drive=drive),
     )
-    return res.c.id.in_(ids)
+    join = src.c.resource_key == ref.c.resource_key
+    if not drive:
+        to_res = ref.c.target_id == res.c.id
+        return exists(select(literal(1)).select_from(ref.join(src, join)).where(to_res, where))
+    return res.c.id.in_(select(ref.c.target_id).join(src, join).where(where))
 
 
-_BUILDERS: dict[str, Callable[[str, Clause, Key], Condition]] = {
+_BUILDERS: dict[str, Callable[[str, Clause, Key], Built]] = {
     "token": token,
     "string": string,
     "date": date,

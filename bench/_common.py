@@ -186,6 +186,9 @@ class Server:
             stdout=log,
             stderr=log,
             start_new_session=True,
+            # The benchmarks measure the FHIR server, not bearer checks: protection off explicitly,
+            # whatever the default (bench/auth.py measures the token's cost).
+            env={**os.environ, "SOCLE_AUTH_REQUIRED": "false"},
         )
         deadline = time.monotonic() + timeout
         last = "no answer"

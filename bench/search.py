@@ -1,20 +1,21 @@
 """Search benchmark: a fixed mix of FHIR searches at concurrency 8 against a real `socle serve` process.
 
-The dataset is Synthea-shaped: the 21 Synthea patient Bundles cloned round-robin with fresh ids
-(`_common._clone`) and here also fresh identities (family and given names from fixed pools, birth date
-shifted up to two years), deterministic for a seed, and loaded through the real path: transaction
-Bundles POSTed to the server (2 clients), every search index written. Sizes are loaded in increasing
-order into one database per backend (the first bundles of a bigger dataset are the smaller dataset),
-so each size's ingest rate is measured on a growing database.
+The datasets are built once by `bench/search_data.py` (Synthea-shaped, deterministic for a seed:
+the 21 Synthea patient Bundles cloned round-robin with fresh ids and identities, loaded in-process
+through the API's transaction handler, every search index written) and reused by every run: 100k
+and 1M resources per backend under `--workdir` (default /tmp/h6), PostgreSQL databases `h6_<size>`.
+A size whose dataset is missing is built first (sequentially, long: see search_data.py).
 
-For each size, each query type runs for `--seconds` with 8 asyncio httpx workers, cycling through
-parameter sets picked from the generated data (real patients, codes, names, birth dates, seed-chosen),
-then the same query hand-written in SQL on the raw tables (`resource`, `idx_*`, hashes from
-`socle.fhir.hashing`) from 8 threads of this process, one connection each: the floor. Every query
-must return entries at least once, or it is reported as empty; a 400 is reported as unsupported.
+For each size, `socle serve` is started on its database (bearer protection explicitly off:
+`SOCLE_AUTH_REQUIRED=false`), and each query type runs for `--seconds` with 8 asyncio httpx
+workers, cycling through parameter sets picked from the dataset's facts (real patients, codes,
+names, birth dates, seed-chosen); then the same query hand-written in SQL on the raw tables
+(`resource`, `idx_*`, hashes from `socle.fhir.hashing`) from 8 threads of this process, one
+connection each: the floor. Every query must return entries at least once, or it is reported as
+empty; a 400 is reported as unsupported.
 
-    .venv/bin/python bench/search.py --backend sqlite --resources 20000 100000
-    .venv/bin/python bench/search.py --backend both --resources 100000 1000000   # the targets
+    .venv/bin/python bench/search_data.py --backend sqlite --resources 100000 1000000   # once
+    .venv/bin/python bench/search.py --backend both --resources 100000 1000000
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ import argparse
 import asyncio
 import random
 import sys
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -34,22 +34,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import psycopg
-from _common import (
-    FHIR_JSON,
-    PG_URL,
-    OtherLoad,
-    Server,
-    _clone,
-    load_line,
-    machine_lines,
-    patient_templates,
-    percentile,
-    pg_schema,
-    post_bundles,
-    unique_name,
-)
+from _common import FHIR_JSON, PG_URL, OtherLoad, Server, load_line, machine_lines, percentile
+from search_data import LOINC, SNOMED, WORKDIR, Manifest, PatientFacts, available, build, database_url
 from sqlalchemy import Connection, Engine, bindparam, text
 
 from socle.fhir._index_values import date_range, normalize_string
@@ -57,84 +44,8 @@ from socle.fhir.hashing import param_hash, system_value_hash
 from socle.store.engine import make_engine
 
 CONCURRENCY = 8
-LOINC, SNOMED = "http://loinc.org", "http://snomed.info/sct"
-OBS_CODES = ("29463-7", "8867-4", "8302-2", "55284-4", "72514-3")  # weight, heart rate, height, BP, pain
 TARGETS = {"obs-patient": 20.0, "patient-name": 50.0}  # p95 ms at 1M
 TARGET_RATIO, TARGET_INGEST = 1.5, 1500
-_SYL = ("bar", "cor", "dan", "el", "fon", "gar", "hil", "ker", "lam", "mor", "nel", "or", "pes", "quin")
-_END = ("a", "by", "den", "er", "ez", "ini", "kov", "ley", "man", "ot", "sen", "ton", "uk", "wicz")
-GIVEN = ("Ada", "Bruno", "Chloé", "Dmitri", "Eva", "Farid", "Grace", "Hugo", "Inès", "Jonas", "Kenji", "Lina")
-
-
-# -- the dataset --------------------------------------------------------------------------------
-
-
-@dataclass
-class PatientFacts:
-    family: str
-    given: str
-    birth: str
-    obs: tuple[str, int] | None  # (LOINC code, year) of the patient's latest preferred Observation
-    conditions: tuple[str, ...]  # SNOMED codes
-
-
-@dataclass
-class Data:
-    bundles: list[bytes]
-    entries: list[int]  # resources per Bundle
-    facts: list[PatientFacts]  # per Bundle (one patient each)
-    prefixes: dict[int, int] = field(default_factory=dict)  # size asked -> Bundles needed
-
-
-def families() -> list[str]:
-    """2,744 family names (14 × 14 × 14), shuffled once: no name is a prefix-search hit of too many."""
-    names = [f"{a}{b}{c}".capitalize() for a in _SYL for b in _SYL for c in _END]
-    random.Random(7).shuffle(names)
-    return names
-
-
-def generate(sizes: list[int], seed: int) -> Data:
-    rng = random.Random(seed)
-    templates = patient_templates()
-    pool = families()
-    data = Data([], [], [])
-    count = 0
-    for size in sorted(sizes):
-        while count < size:
-            index = len(data.bundles)
-            bundle = _clone(templates[index % len(templates)][1], rng)
-            ident = random.Random(seed * 1_000_003 + index)  # own stream: the prefix property holds
-            facts = _fresh_identity(bundle, ident, pool)
-            data.bundles.append(orjson.dumps(bundle))
-            data.entries.append(len(bundle["entry"]))
-            data.facts.append(facts)
-            count += len(bundle["entry"])
-        data.prefixes[size] = len(data.bundles)
-    return data
-
-
-def _fresh_identity(bundle: dict[str, Any], rng: random.Random, pool: list[str]) -> PatientFacts:
-    patient = bundle["entry"][0]["resource"]
-    family, given = rng.choice(pool), rng.choice(GIVEN)
-    for name in patient.get("name", []):
-        name["family"], name["given"] = family, [given]
-    year, month, day = (int(p) for p in patient["birthDate"].split("-"))
-    year += rng.randint(-2, 2)
-    birth = f"{year:04d}-{month:02d}-{min(day, 28):02d}"
-    patient["birthDate"] = birth
-    latest: dict[str, int] = {}
-    conditions = []
-    for entry in bundle["entry"]:
-        res = entry["resource"]
-        coding = (res.get("code") or {}).get("coding") or [{}]
-        if res["resourceType"] == "Observation" and coding[0].get("code") in OBS_CODES:
-            when = res.get("effectiveDateTime", "")[:4]
-            if when.isdigit():
-                latest[coding[0]["code"]] = max(latest.get(coding[0]["code"], 0), int(when))
-        elif res["resourceType"] == "Condition" and coding[0].get("system") == SNOMED:
-            conditions.append(coding[0]["code"])
-    obs = next(((c, latest[c]) for c in OBS_CODES if c in latest), None)
-    return PatientFacts(family, given, birth, obs, tuple(conditions))
 
 
 # -- the queries --------------------------------------------------------------------------------
@@ -321,15 +232,16 @@ QUERIES = [
 ]
 
 
-def instances(data: Data, ids: list[str], bundles: int, seed: int, n: int) -> dict[str, list[Instance]]:
-    """`n` parameter sets per query type, from `n` seed-chosen patients among the first `bundles`."""
+def instances(data: Manifest, seed: int, n: int) -> dict[str, list[Instance]]:
+    """`n` parameter sets per query type, from `n` seed-chosen patients of the dataset."""
+    bundles = len(data.ids)
     rng = random.Random(seed)
     chosen = sorted(rng.sample(range(bundles), min(n, bundles)))
     cohort = Counter(c for i in range(bundles) for c in data.facts[i].conditions)
     codes = [c for c, _ in sorted(cohort.items(), key=lambda kv: (-kv[1], kv[0]))[:5]]
     out: dict[str, list[Instance]] = {}
     for q in QUERIES:
-        built = [q.build(data.facts[i], ids[i], codes[k % len(codes)]) for k, i in enumerate(chosen)]
+        built = [q.build(data.facts[i], data.ids[i], codes[k % len(codes)]) for k, i in enumerate(chosen)]
         out[q.name] = [b for b in built if b is not None]
     return out
 
@@ -414,15 +326,14 @@ def run_floor(engine: Engine, query: QueryType, items: list[Instance], seconds: 
     return fig
 
 
-def db_bytes(engine: Engine, schema: str | None, path: Path | None) -> int:
-    if path is not None:
-        with engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+def db_bytes(data: Manifest, workdir: Path, pg_url: str) -> int:
+    """The database on disk: SQLite file (+ WAL); PostgreSQL `pg_database_size` (tables, indexes, TOAST)."""
+    if data.backend == "sqlite":
+        path = workdir / data.location
         return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
-    with engine.connect() as conn:
-        sql = """SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_class c
-                 JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = :s AND c.relkind = 'r'"""
-        return int(conn.execute(text(sql), {"s": schema}).scalar_one())
+    with psycopg.connect(pg_url) as conn:
+        row = conn.execute("SELECT pg_database_size(%s)", (data.location,)).fetchone()
+    return int(row[0]) if row else 0
 
 
 @dataclass
@@ -437,52 +348,33 @@ class SizeResult:
     unsupported: dict[str, str]
 
 
-def run_backend(
-    backend: str, data: Data, sizes: list[int], args: argparse.Namespace, tmp: Path
-) -> list[SizeResult]:
+def run_backend(backend: str, sizes: list[str], args: argparse.Namespace) -> list[SizeResult]:
     results: list[SizeResult] = []
-    with ExitStack() as stack:
-        schema, path = None, None
-        if backend == "sqlite":
-            path = tmp / "search.db"
-            url = f"sqlite:///{path}"
-        else:
-            schema = unique_name("bench_search")
-            url = stack.enter_context(pg_schema(args.pg_url, schema))
-        server = Server(url, workers=args.workers, log_path=tmp / f"server-{backend}.log")
-        stack.enter_context(server)
-        engine = make_engine(url, pool_size=CONCURRENCY)
-        stack.callback(engine.dispose)
-        ids: list[str] = []
-        loaded = 0
-        for size in sorted(sizes):
-            end = data.prefixes[size]
-            print(
-                f"\n-- {backend}, {size} resources: ingest Bundles {len(ids)}..{end - 1} ({load_line('now')})"
-            )
-            with OtherLoad() as others:
-                posted = post_bundles(server.base, data.bundles[len(ids) : end], 2)
-            if posted.failures:
-                raise RuntimeError(f"ingest failed: {posted.failures[:3]}")
-            new = sum(data.entries[len(ids) : end])
-            rate = new / posted.seconds
-            print(
-                f"   {new} resources in {posted.seconds:.1f} s: {rate:.0f} resources/s"
-                f" (others {others.cores:.2f} cores)"
-            )
-            cursor = 0
-            for count in data.entries[len(ids) : end]:
-                ids.append(posted.locations[cursor].split("/")[1])  # the Patient is entry 0
-                cursor += count
-            loaded += new
-            if backend == "postgresql":  # as autovacuum would after a bulk load
-                with psycopg.connect(args.pg_url, autocommit=True) as conn:
-                    conn.execute(f'SET search_path = "{schema}"')
-                    conn.execute("ANALYZE")
-            size_per = db_bytes(engine, schema, path) / loaded
-            items = instances(data, ids, end, args.seed, args.params)
-            result = SizeResult(backend, size, loaded, rate, size_per, {}, {}, {})
+    built = sorted(int(m.stem.split("-")[1]) for m in args.workdir.glob(f"{backend}-*.json"))
+    for size in sorted({built[-1] if s == "max" and built else int(s) for s in sizes}):
+        data = available(args.workdir, backend, size)
+        if data is None:
+            print(f"\n-- {backend}, {size}: no dataset in {args.workdir}, building it (search_data.py)")
+            build(backend, [size], args.seed, 8, args.workdir, args.pg_url)
+            data = available(args.workdir, backend, size)
+            assert data is not None
+        url = database_url(data, args.workdir, args.pg_url)
+        rates = [step["rate"] for step in data.ingest]
+        print(
+            f"\n-- {backend}, {data.resources} resources in {len(data.ids)} patient Bundles ({data.location};"
+            f" built at {', '.join(f'{r:.0f}' for r in rates)} resources/s per step) ({load_line('now')})"
+        )
+        with ExitStack() as stack:
+            server = Server(url, workers=args.workers, log_path=args.workdir / f"server-{backend}-{size}.log")
+            stack.enter_context(server)
+            engine = make_engine(url, pool_size=CONCURRENCY)
+            stack.callback(engine.dispose)
+            size_per = db_bytes(data, args.workdir, args.pg_url) / data.resources
+            items = instances(data, args.seed, args.params)
+            result = SizeResult(backend, size, data.resources, rates[-1], size_per, {}, {}, {})
             for q in QUERIES:
+                if args.only and q.name not in args.only:
+                    continue
                 result.server[q.name], result.floor[q.name] = measure(q, items[q.name], server, engine, args)
                 errors = result.server[q.name].errors
                 if any(e.startswith("HTTP 400") or e.startswith("HTTP 501") for e in errors):
@@ -529,6 +421,8 @@ def summary(results: list[SizeResult]) -> None:
     previous: dict[tuple[str, str], float] = {}
     for r in results:
         for q in QUERIES:
+            if q.name not in r.server:
+                continue
             s, f = r.server[q.name], r.floor[q.name]
             prev = previous.get((r.backend, q.name))
             ratio = f"{s.ms(95) / prev:.2f}" if prev else "-"
@@ -540,8 +434,8 @@ def summary(results: list[SizeResult]) -> None:
             )
             previous[(r.backend, q.name)] = s.ms(95)
         print(
-            f"{r.backend:<11} {r.resources:>9}  ingest {r.ingest_rate:.0f} resources/s"
-            f" (target ≥ {TARGET_INGEST}),"
+            f"{r.backend:<11} {r.resources:>9}  dataset built at {r.ingest_rate:.0f} resources/s in-process"
+            f" (its last step; the ingest target ≥ {TARGET_INGEST}/s is measured by bench/ingest.py),"
             f" {r.bytes_per_resource / 1024:.2f} KiB/resource on disk"
         )
     print(
@@ -556,34 +450,37 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="sqlite")
-    parser.add_argument("--resources", type=int, nargs="+", default=[100_000, 1_000_000])
+    parser.add_argument(
+        "--resources",
+        nargs="+",
+        default=["100000", "1000000"],
+        help="dataset sizes; `max`: the largest dataset built for the backend",
+    )
     parser.add_argument("--seconds", type=float, default=10, help="per query type, through the server")
     parser.add_argument("--floor-seconds", type=float, default=4, help="per query type, the SQL floor")
     parser.add_argument("--params", type=int, default=200, help="parameter sets (patients) per query type")
     parser.add_argument("--workers", type=int, default=1, help="server worker processes")
     parser.add_argument("--seed", type=int, default=20261125)
     parser.add_argument("--pg-url", default=PG_URL)
+    parser.add_argument("--workdir", type=Path, default=WORKDIR, help="where the datasets are kept")
+    parser.add_argument("--only", nargs="+", choices=[q.name for q in QUERIES], help="these query types only")
     args = parser.parse_args()
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     print("\n".join(machine_lines(args.pg_url if "postgresql" in backends else None)))
-    t0 = time.perf_counter()
-    data = generate(args.resources, args.seed)
     print(
-        f"dataset     {sum(data.entries)} resources in {len(data.bundles)} patient Bundles (seed {args.seed},"
-        f" built in {time.perf_counter() - t0:.0f} s); sizes {args.resources}; concurrency {CONCURRENCY};"
-        f" {args.seconds:.0f} s per query type through `socle serve --workers {args.workers}`,"
-        f" {args.floor_seconds:.0f} s for its SQL floor"
+        f"run         sizes {args.resources}; concurrency {CONCURRENCY}; {args.seconds:.0f} s per query type"
+        f" through `socle serve --workers {args.workers}` (SOCLE_AUTH_REQUIRED=false),"
+        f" {args.floor_seconds:.0f} s for its SQL floor; {args.params} parameter sets, seed {args.seed}"
     )
     results: list[SizeResult] = []
-    with tempfile.TemporaryDirectory(prefix="socle-bench-") as tmp:
-        for backend in backends:
-            results += run_backend(backend, data, args.resources, args, Path(tmp))
+    for backend in backends:
+        results += run_backend(backend, args.resources, args)
     summary(results)
     print(load_line("end"))
     unsupported = {q for r in results for q in r.unsupported}
     if unsupported:
         print(f"unsupported: {sorted(unsupported)}")
-    empty = {q.name for r in results for q in QUERIES if not r.server[q.name].nonempty}
+    empty = {name for r in results for name, fig in r.server.items() if not fig.nonempty}
     if empty:
         print(f"never returned an entry: {sorted(empty)}")
     return 1 if empty or unsupported else 0

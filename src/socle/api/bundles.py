@@ -147,7 +147,7 @@ def _run_transaction(
     plain = [r for r in requests if isinstance(r, FhirRequest)]
     responses: list[FhirResponse | FhirError | None] = [None] * len(plain)
     identities, existing = _resolve_identities(plain, entries, ctx)
-    _rewrite_references(plain, identities, ctx)
+    references = _rewrite_references(plain, identities, ctx)
     creates = [
         i for i, r in enumerate(plain) if r.method == "POST" and len(r.segments) == 1 and i not in existing
     ]
@@ -157,8 +157,7 @@ def _run_transaction(
             interactions.check_body(plain[index].body, plain[index].segments[0])
         except FhirError as error:
             raise _at_entry(index, error) from error
-    written = [r.body for r in plain if isinstance(r.body, dict) and r.method in ("POST", "PUT")]
-    interactions.check_references(ctx, written, set(identities.values()))
+    interactions.check_reference_texts(ctx, references, set(identities.values()))
     create_set = set(creates)
     versions: Iterator[StoredVersion] | None = None
     for index in sorted(range(len(plain)), key=lambda i: (_ORDER[plain[i].method], i)):
@@ -227,31 +226,42 @@ def _resolve_identities(
     return identities, existing
 
 
-def _rewrite_references(requests: list[FhirRequest], identities: dict[str, str], ctx: Context) -> None:
-    """Point references at the ids the entries will have (R4 §3.1.0.11.2, conditional references too)."""
+def _rewrite_references(
+    requests: list[FhirRequest], identities: dict[str, str], ctx: Context
+) -> list[tuple[str, str]]:
+    """Point references at the ids the entries will have (R4 §3.1.0.11.2, conditional references too).
+
+    Returns the (resource type, reference) pairs of the written bodies (POST, PUT) as rewritten, for
+    the referential-integrity check: each resource is walked once.
+    """
+    written: list[tuple[str, str]] = []
     for index, request in enumerate(requests):
         if not isinstance(request.body, dict):
             continue
+        keep = request.method in ("POST", "PUT")
+        referrer = request.body.get("resourceType")
         for ref in iter_references(request.body):
             text = ref["reference"]
             if text in identities:
-                ref["reference"] = identities[text]
-                continue
-            parsed = parse_reference(text)
-            error: FhirError
-            if parsed.kind == "urn":
-                error = Invalid(f"Reference {text!r} matches no fullUrl in the transaction")
-            elif parsed.kind == "conditional" and parsed.resource_type and parsed.query is not None:
-                ids = ctx.store.find(ctx.conn, parsed.resource_type, parsed.query, ctx.access, limit=2)
-                if len(ids) == 1:
-                    ref["reference"] = f"{parsed.resource_type}/{ids[0]}"
-                    continue
-                error = PreconditionFailed(
-                    f"Conditional reference {text!r} matches {'no' if not ids else 'more than one'} resource"
-                )
+                ref["reference"] = text = identities[text]
             else:
-                continue
-            raise _at_entry(index, error)
+                parsed = parse_reference(text)
+                error: FhirError
+                if parsed.kind == "urn":
+                    error = Invalid(f"Reference {text!r} matches no fullUrl in the transaction")
+                    raise _at_entry(index, error)
+                if parsed.kind == "conditional" and parsed.resource_type and parsed.query is not None:
+                    ids = ctx.store.find(ctx.conn, parsed.resource_type, parsed.query, ctx.access, limit=2)
+                    if len(ids) != 1:
+                        error = PreconditionFailed(
+                            f"Conditional reference {text!r} matches "
+                            f"{'no' if not ids else 'more than one'} resource"
+                        )
+                        raise _at_entry(index, error)
+                    ref["reference"] = text = f"{parsed.resource_type}/{ids[0]}"
+            if keep:
+                written.append((str(referrer), text))
+    return written
 
 
 def _at_entry(index: int, error: FhirError) -> FhirError:

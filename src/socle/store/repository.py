@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+import psycopg
 from sqlalchemy import (
     Connection,
     Engine,
@@ -360,41 +361,16 @@ class Store:
                 body["id"] = str(uuid.uuid4())
             prepared.append(_stamp(body, 1, now))
         rows = [
-            {
-                "resource_type": body["resourceType"],
-                "id": body["id"],
-                "version": 1,
-                "updated_at": now,
-                "deleted": False,
-                "compartment": compartment,
-                "security": _security(body),
-                "content": self._content_param(body, raw),
-            }
+            (
+                body["resourceType"],
+                body["id"],
+                compartment,
+                _security(body),
+                raw,
+            )
             for body, raw, compartment in prepared
         ]
-        try:
-            result = conn.execute(
-                insert(resource).returning(resource.c.resource_key, sort_by_parameter_order=True), rows
-            )
-        except IntegrityError as exc:
-            raise Conflict("a resource with this id already exists") from exc
-        keys = [row[0] for row in result]
-        conn.execute(
-            insert(resource_history),
-            [
-                {
-                    "resource_key": key,
-                    "version": 1,
-                    "resource_type": row["resource_type"],
-                    "id": row["id"],
-                    "updated_at": now,
-                    "method": "POST",
-                    "compartment": row["compartment"],
-                    "content": row["content"],
-                }
-                for key, row in zip(keys, rows, strict=True)
-            ],
-        )
+        keys = self._insert_resources(conn, rows, now)
         items = [
             (key, body["resourceType"], compartment, body)
             for key, (body, _, compartment) in zip(keys, prepared, strict=True)
@@ -537,6 +513,71 @@ class Store:
         return StoredVersion(
             key, body["resourceType"], body["id"], version + 1, now, False, compartment, raw, method, body
         )
+
+    def _insert_resources(
+        self, conn: Connection, rows: list[tuple[str, str, str | None, list[str] | None, bytes]], now: int
+    ) -> list[int]:
+        """Insert version 1 of (type, id, compartment, security, JSON) rows in `resource` and
+        `resource_history`; their keys, in order.
+
+        The ingest path, so no per-row work in SQLAlchemy: the keys are taken first (the next rowids
+        under SQLite's write lock; a block of the sequence on PostgreSQL), then both tables get one
+        `executemany` (SQLite) or one COPY (PostgreSQL, the JSON sent once as text: the orjson bytes
+        serialised by `_stamp`, not re-encoded from the dict). A duplicate (type, id) is a 409.
+        """
+        if self._sqlite:
+            # Store.write() begins IMMEDIATE: no other writer can take these rowids meanwhile. Keys
+            # are what SQLite itself would assign (max + 1: the table is not AUTOINCREMENT).
+            first = int(
+                conn.exec_driver_sql("SELECT coalesce(max(resource_key), 0) + 1 FROM resource").scalar_one()
+            )
+            keys = list(range(first, first + len(rows)))
+            labels = [None if r[3] is None else orjson.dumps(r[3]).decode() for r in rows]
+            try:
+                conn.exec_driver_sql(
+                    "INSERT INTO resource (resource_key, resource_type, id, version, updated_at, deleted,"
+                    " compartment, security, content) VALUES (?, ?, ?, 1, ?, 0, ?, ?, ?)",
+                    [
+                        (key, t, id, now, comp, sec, raw)
+                        for key, (t, id, comp, _, raw), sec in zip(keys, rows, labels, strict=True)
+                    ],
+                )
+            except IntegrityError as exc:
+                raise Conflict("a resource with this id already exists") from exc
+            conn.exec_driver_sql(
+                "INSERT INTO resource_history (resource_key, version, resource_type, id, updated_at, method,"
+                " compartment, content) VALUES (?, 1, ?, ?, ?, 'POST', ?, ?)",
+                [(key, t, id, now, comp, raw) for key, (t, id, comp, _, raw) in zip(keys, rows, strict=True)],
+            )
+            return keys
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence('resource', 'resource_key'))"
+                " FROM generate_series(1, %s)",
+                (len(rows),),
+            )
+            keys = sorted(int(r[0]) for r in cursor.fetchall())
+            texts = [raw.decode() for *_, raw in rows]
+            try:
+                with cursor.copy(
+                    "COPY resource (resource_key, resource_type, id, version, updated_at, deleted,"
+                    " compartment, security, content) FROM STDIN"
+                ) as copy:
+                    for key, (t, id, comp, sec, _), text in zip(keys, rows, texts, strict=True):
+                        security = None if sec is None else orjson.dumps(sec).decode()
+                        copy.write_row((key, t, id, 1, now, False, comp, security, text))
+            except psycopg.errors.UniqueViolation as exc:
+                raise Conflict("a resource with this id already exists") from exc
+            with cursor.copy(
+                "COPY resource_history (resource_key, version, resource_type, id, updated_at, method,"
+                " compartment, content) FROM STDIN"
+            ) as copy:
+                for key, (t, id, comp, _, _), text in zip(keys, rows, texts, strict=True):
+                    copy.write_row((key, 1, t, id, now, "POST", comp, text))
+        finally:
+            cursor.close()
+        return keys
 
     def _content_param(self, body: dict[str, Any], raw: bytes) -> Any:
         # SQLite keeps the exact bytes; PostgreSQL's JSONB type takes the dict (serialised by orjson).

@@ -108,7 +108,16 @@ def evaluate(results: Sequence[tuple[Query, str | None, list[tuple[str | None, s
 
 
 def run_size(
-    url: str, backend: str, patients: int, queries: int, seed: int, http_samples: int
+    url: str,
+    backend: str,
+    patients: int,
+    queries: int,
+    seed: int,
+    http_samples: int,
+    *,
+    reuse: bool = False,
+    reindex: bool = False,
+    duplicates: bool = True,
 ) -> dict[str, Any]:
     from sqlalchemy import select
     from starlette.testclient import TestClient
@@ -117,7 +126,7 @@ def run_size(
     from socle.config import Settings
     from socle.referentials.identity import index, mpi
     from socle.referentials.identity.demo import generate
-    from socle.referentials.identity.registry_schema import ins_registry
+    from socle.referentials.identity.registry_schema import ins_registry, mpi_traits
     from socle.store.access import SYSTEM
     from socle.store.engine import make_engine
     from socle.store.migrate import upgrade
@@ -126,41 +135,56 @@ def run_size(
     engine = make_engine(url)
     upgrade(engine)
     t0 = time.perf_counter()
-    summary = generate(patients=patients, seed=seed, engine=engine, out=None, clinical=0, queries=queries)
-    load_seconds = time.perf_counter() - t0
-    print(
-        f"  loaded {summary.patients} people + {summary.duplicates} second records, "
-        f"{summary.registry} registry identities in {load_seconds:.0f} s "
-        f"({(summary.patients + summary.duplicates) / load_seconds:.0f} Patients/s)",
-        flush=True,
-    )
+    if reuse:
+        # The database was loaded by an earlier run with the same seed: only rebuild the labels (the
+        # generator is deterministic) and, when asked, the MPI rows for the current blocking keys.
+        summary = generate(patients=patients, seed=seed, engine=None, out=None, clinical=0, queries=queries)
+        if reindex:
+            with engine.begin() as conn:
+                indexed = index.rebuild(conn)
+            print(f"  MPI index rebuilt: {indexed} Patients in {time.perf_counter() - t0:.0f} s", flush=True)
+        load_seconds = 0.0
+    else:
+        summary = generate(patients=patients, seed=seed, engine=engine, out=None, clinical=0, queries=queries)
+        load_seconds = time.perf_counter() - t0
+        print(
+            f"  loaded {summary.patients} people + {summary.duplicates} second records, "
+            f"{summary.registry} registry identities in {load_seconds:.0f} s "
+            f"({(summary.patients + summary.duplicates) / load_seconds:.0f} Patients/s)",
+            flush=True,
+        )
+    print(f"  {load_line('end of load')}", flush=True)
     from socle.referentials.identity.demo_resources import patient_id
 
     service: list[float] = []
     floor: list[float] = []
+    sizes: list[int] = []
     results = []
     with engine.connect() as conn, conn.begin():
         for q in summary.benchmark:
             record = record_from_traits(q.traits)
             t = time.perf_counter()
-            index.candidates(conn, record, SYSTEM)
+            found_candidates = index.candidates(conn, record, SYSTEM)
             floor.append(time.perf_counter() - t)
+            sizes.append(len(found_candidates))
             t = time.perf_counter()
             found = mpi.match(conn, SYSTEM, q.traits, count=10)
             service.append(time.perf_counter() - t)
-            ids = dict(
-                conn.execute(
-                    select(index.mpi_traits.c.resource_key, index.mpi_traits.c.compartment).where(
-                        index.mpi_traits.c.resource_key.in_([s.key for s in found])
+            ids: dict[int, str | None] = {
+                int(row[0]): row[1]
+                for row in conn.execute(
+                    select(mpi_traits.c.resource_key, mpi_traits.c.compartment).where(
+                        mpi_traits.c.resource_key.in_([s.key for s in found])
                     )
-                ).all()
-            )
+                )
+            }
             truth = None if q.truth is None else patient_id(seed, q.truth)
             results.append((q, truth, [(ids.get(s.key), s.grade) for s in found]))
         registry_rows = conn.execute(select(ins_registry).limit(5000)).all()
     quality = evaluate(results)
 
-    app = create_app(Settings(database_url="sqlite://"), store=Store(engine))
+    # The FHIR route's own cost, without bearer checks (bench/README.md, "Bearer protection").
+    app = create_app(Settings(database_url="sqlite://", auth_required=False), store=Store(engine))
     http: list[float] = []
     lookups: list[float] = []
     rng = random.Random(seed)
@@ -188,6 +212,7 @@ def run_size(
             lookups.append(time.perf_counter() - t)
             assert response.status_code == 200, response.text
 
+    print(f"  {load_line('end of $match/$ins-lookup')}", flush=True)
     t = time.perf_counter()
     candidate_pairs = 0
 
@@ -195,10 +220,12 @@ def run_size(
         nonlocal candidate_pairs
         candidate_pairs += pairs
 
-    with engine.connect() as conn, conn.begin():
-        pairs = list(mpi.find_duplicates(conn, SYSTEM, min_grade="probable", progress=count_pairs))
+    pairs = []
+    if duplicates:
+        with engine.connect() as conn, conn.begin():
+            pairs = list(mpi.find_duplicates(conn, SYSTEM, min_grade="probable", progress=count_pairs))
     dup_seconds = time.perf_counter() - t
-    truth = {frozenset(p) for p in summary.duplicate_truth}
+    generated = {frozenset(p) for p in summary.duplicate_truth}
     reported = {frozenset((p.id_a, p.id_b)) for p in pairs}
     engine.dispose()
     ms = 1000.0
@@ -208,6 +235,9 @@ def run_size(
         "stored": summary.patients + summary.duplicates,
         "load_seconds": load_seconds,
         "quality": quality,
+        "candidates_mean": sum(sizes) / max(1, len(sizes)),
+        "candidates_p95": percentile([float(n) for n in sizes], 95),
+        "candidates_max": max(sizes, default=0),
         "floor_p50": percentile(floor, 50) * ms,
         "floor_p95": percentile(floor, 95) * ms,
         "service_p50": percentile(service, 50) * ms,
@@ -221,9 +251,9 @@ def run_size(
         "dup_rate": (summary.patients + summary.duplicates) / dup_seconds if dup_seconds else 0.0,
         "dup_candidate_pairs": candidate_pairs,
         "dup_reported": len(reported),
-        "dup_recall": len(reported & truth) / max(1, len(truth)),
-        "dup_truth": len(truth),
-        "dup_precision": len(reported & truth) / max(1, len(reported)),
+        "dup_recall": len(reported & generated) / max(1, len(generated)),
+        "dup_truth": len(generated),
+        "dup_precision": len(reported & generated) / max(1, len(reported)),
     }
 
 
@@ -239,6 +269,10 @@ def report(r: dict[str, Any]) -> None:
         f"({q['probable'][0]} right, {q['probable'][1]} wrong)"
     )
     print(f"    certain+probable recall {q['recall']:.4f}; most missed: {q['missed']}")
+    print(
+        f"  candidates per query: mean {r['candidates_mean']:.1f}, p95 {r['candidates_p95']:.0f}, "
+        f"max {r['candidates_max']}"
+    )
     print(
         f"  $match latency ms      p50 / p95: candidate SQL {r['floor_p50']:.2f} / {r['floor_p95']:.2f}, "
         f"service {r['service_p50']:.2f} / {r['service_p95']:.2f}, "
@@ -295,6 +329,16 @@ def main() -> None:
     parser.add_argument(
         "--workdir", type=Path, default=None, help="Folder for SQLite files (default: a temp dir)."
     )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="SQLite: keep the database files in --workdir and reuse one loaded by an earlier run "
+        "(same --patients and --seed) instead of loading again.",
+    )
+    parser.add_argument(
+        "--reindex", action="store_true", help="With --reuse: rebuild the MPI rows first (new blocking keys)."
+    )
+    parser.add_argument("--no-duplicates", action="store_true", help="Skip the duplicate detection pass.")
     parser.add_argument("--fit", action="store_true", help="Print re-estimated model weights and stop.")
     parser.add_argument("--random-pairs", type=int, default=3_000_000)
     args = parser.parse_args()
@@ -314,13 +358,26 @@ def main() -> None:
             with ExitStack() as stack:
                 if backend == "sqlite":
                     folder = args.workdir or Path(stack.enter_context(tempfile.TemporaryDirectory()))
-                    path = folder / f"mpi-{size}.db"
-                    for suffix in ("", "-wal", "-shm"):
-                        Path(f"{path}{suffix}").unlink(missing_ok=True)
+                    path = folder / f"mpi-{size}-seed{args.seed}.db"
+                    reuse = args.reuse and path.exists()
+                    if not reuse:
+                        for suffix in ("", "-wal", "-shm"):
+                            Path(f"{path}{suffix}").unlink(missing_ok=True)
                     url = f"sqlite:///{path}"
                 else:
+                    reuse = False
                     url = stack.enter_context(pg_schema(PG_URL, unique_name("bench_mpi")))
-                result = run_size(url, backend, size, args.queries, args.seed, args.http_samples)
+                result = run_size(
+                    url,
+                    backend,
+                    size,
+                    args.queries,
+                    args.seed,
+                    args.http_samples,
+                    reuse=reuse,
+                    reindex=args.reindex,
+                    duplicates=not args.no_duplicates,
+                )
             report(result)
             by_backend[backend][size] = result
     for backend, sizes in by_backend.items():

@@ -150,9 +150,11 @@ def test_json_patch(client: TestClient) -> None:
 
 
 def test_conditional_create_update_delete(client: TestClient) -> None:
-    ident = {"system": "urn:oid:1.2.250.1.213.1.4.8", "value": "1840512345678"}
+    # An INS identifier: a valid NIR (key, and sex 2 agreeing with the later gender female), as the
+    # identity rules check on every write.
+    ident = {"system": "urn:oid:1.2.250.1.213.1.4.8", "value": "284051234567832"}
     body = patient(identifier=[ident])
-    criteria = "identifier=urn:oid:1.2.250.1.213.1.4.8|1840512345678"
+    criteria = "identifier=urn:oid:1.2.250.1.213.1.4.8|284051234567832"
     first = create(client, body, **{"If-None-Exist": criteria})
     again = client.post("/fhir/Patient", json=body, headers={**FHIR, "If-None-Exist": criteria})
     assert again.status_code == 200 and again.json()["id"] == first.json()["id"]

@@ -6,8 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, inspect
 
-from socle.referentials.identity import registry_schema  # noqa: F401  (identity tables)
-from socle.store import indexes  # noqa: F401  (registers the index tables)
+from socle.store import identity_tables, indexes  # noqa: F401  (identity and index tables)
 from socle.store.fulltext import include_name
 from socle.store.migrate import current, downgrade, upgrade
 from socle.store.schema import metadata

@@ -13,6 +13,9 @@ Thin handlers: parse the Parameters (400 naming the faulty parameter), call
   Every call, malformed ones included, is recorded (ins_lookup_log) and committed.
 - `Patient/[id]/$identity-status` (Socle): an event (`event`, `document`, `lookup`, `method`,
   `date`, `reason`) moves the identity status; answers the before/after statuses and the Patient.
+It also registers the identity rules of API reads and writes (`referentials.identity.sharing`) with
+`api.resource_hooks`: Patient writes are checked, and other actors never receive the INS of an
+identity that is not qualified (shared-record documents are checked by a store hook, on every path).
 """
 
 from __future__ import annotations
@@ -20,12 +23,13 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from socle.api import resource_hooks
 from socle.api.operation_table import operation
 from socle.api.request import Context, FhirRequest, FhirResponse
 from socle.fhir.errors import FhirError, Invalid, NotFound
 from socle.fhir.validation import validate_resource
 from socle.referentials.identity import merge as merging
-from socle.referentials.identity import mpi, registry
+from socle.referentials.identity import mpi, registry, sharing
 from socle.referentials.identity.nir import parse_nir
 from socle.referentials.identity.profile import INS_SYSTEMS, traits_from_patient
 from socle.referentials.identity.status import IdentityEvent
@@ -37,6 +41,12 @@ _SOCLE_OPS = "https://socle.example.org/fhir/OperationDefinition"
 _PLACE = re.compile(r"^(\d{5}|2[AB]\d{3})$")
 # The principal until the trust layer exists: every call is recorded under it.
 _PRINCIPAL = "system"
+
+
+resource_hooks.register_resource_check("Patient", sharing.check_patient_write)
+resource_hooks.register_response_filter(
+    "Patient", sharing.INS_MARKER, sharing.patient_for, sharing.withholds_from
+)
 
 
 def _parameters(body: Any, operation_name: str) -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from typing import Any
 
 import jsonpatch
 
+from socle.api import resource_hooks
 from socle.api.request import Context, FhirRequest, FhirResponse, parse_version_etag
 from socle.fhir.errors import Invalid, NotFound, PreconditionFailed, UnsupportedMediaType
 from socle.fhir.references import iter_references, parse_reference
@@ -50,6 +51,7 @@ def check_body(
                 expression=f"{resource_type}.id",
             )
     validate_resource(body, resource_type=resource_type)
+    resource_hooks.check_resource(body)  # rules registered by the referentials (e.g. INS on Patient)
     return body
 
 
@@ -66,27 +68,38 @@ def check_references(ctx: Context, resources: list[dict[str, Any]], pending: set
     `pending` holds the `Type/id` of resources being created in the same transaction. Contained
     (`#id`), absolute external URLs and logical references are not checked.
     """
-    wanted: dict[str, list[tuple[str, str]]] = {}
-    for body in resources:
-        for ref in iter_references(body):
-            parsed = parse_reference(ref["reference"])
-            if parsed.kind == "urn":
-                raise Invalid(
-                    f"Reference {ref['reference']!r} does not resolve: urn: references are only allowed "
-                    "to entries of the same transaction Bundle",
-                    expression=f"{body['resourceType']}",
-                )
-            if parsed.kind == "contained":
-                continue
-            if parsed.kind == "relative" and parsed.resource_type and parsed.id:
-                if not is_resource_type(parsed.resource_type):
-                    raise Invalid(f"Reference {ref['reference']!r} names an unknown resource type")
-                key = f"{parsed.resource_type}/{parsed.id}"
-                if pending is None or key not in pending:
-                    wanted.setdefault(parsed.resource_type, []).append((parsed.id, key))
-    for resource_type, refs in wanted.items():
-        found = ctx.store.existing_ids(ctx.conn, resource_type, sorted({id for id, _ in refs}), ctx.access)
-        missing = sorted({key for id, key in refs if id not in found})
+    check_reference_texts(
+        ctx,
+        [(body["resourceType"], ref["reference"]) for body in resources for ref in iter_references(body)],
+        pending,
+    )
+
+
+def check_reference_texts(
+    ctx: Context, references: list[tuple[str, str]], pending: set[str] | None = None
+) -> None:
+    """`check_references` on (resource type of the referrer, reference text) pairs already collected.
+
+    A transaction Bundle collects them while it rewrites its references, so that each resource is
+    walked once (`socle.api.bundles`).
+    """
+    wanted: dict[str, set[str]] = {}
+    for referrer, text in references:
+        parsed = parse_reference(text)
+        if parsed.kind == "urn":
+            raise Invalid(
+                f"Reference {text!r} does not resolve: urn: references are only allowed "
+                "to entries of the same transaction Bundle",
+                expression=referrer,
+            )
+        if parsed.kind == "relative" and parsed.resource_type and parsed.id:
+            if not is_resource_type(parsed.resource_type):
+                raise Invalid(f"Reference {text!r} names an unknown resource type")
+            if pending is None or f"{parsed.resource_type}/{parsed.id}" not in pending:
+                wanted.setdefault(parsed.resource_type, set()).add(parsed.id)
+    for resource_type, ids in wanted.items():
+        found = ctx.store.existing_ids(ctx.conn, resource_type, sorted(ids), ctx.access)
+        missing = sorted(f"{resource_type}/{id}" for id in ids - found)
         if missing:
             raise Invalid(f"Invalid reference: {', '.join(missing)} does not exist on this server")
 

@@ -24,7 +24,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from socle.fhir.errors import Invalid, Issue, Unprocessable
-from socle.referentials.identity.nir import parse_nir
+from socle.referentials.identity.nir import Nir, parse_nir
 from socle.referentials.identity.profile import (
     INS_SYSTEMS,
     PROFILE_INS,
@@ -33,6 +33,7 @@ from socle.referentials.identity.profile import (
     read_reliability,
     traits_from_patient,
 )
+from socle.referentials.identity.traits import Traits
 
 __all__ = [
     "EVENTS",
@@ -43,6 +44,7 @@ __all__ = [
     "check_patient_identity",
     "identity_display",
     "may_share_ins",
+    "nir_trait_issues",
     "shareable_patient",
 ]
 
@@ -220,8 +222,10 @@ def check_patient_identity(patient: dict[str, Any]) -> None:
     """The identity rules a stored Patient must obey; `Unprocessable` listing every broken rule.
 
     - the status is one of the four; DOUT and FICT are exclusive and keep the identity PROV;
-    - every INS identifier is a well-formed NIR/NIA (key included);
-    - RECUP and QUAL carry a current INS and all strict traits; VALI and QUAL record the document.
+    - every INS identifier is a well-formed NIR/NIA (key included) and agrees with the strict traits
+      it encodes: sex, year and month of birth, birthplace (`nir_trait_issues`);
+    - RECUP and QUAL carry a current INS, all strict traits and the INSi retrieval (collection
+      method); VALI and QUAL record the document checked.
     """
     issues: list[Issue] = []
     reliability = read_reliability(patient)
@@ -235,12 +239,17 @@ def check_patient_identity(patient: dict[str, Any]) -> None:
         issues.append(
             Issue("business-rule", f"A {locked[0]} identity must stay PROV, not {reliability.status}", base)
         )
+    traits = traits_from_patient(patient)
     for index, ident in enumerate(patient.get("identifier") or []):
         if isinstance(ident, dict) and ident.get("system") in INS_SYSTEMS:
+            where = f"Patient.identifier[{index}].value"
             try:
-                parse_nir(str(ident.get("value", "")), expression=f"Patient.identifier[{index}].value")
+                nir = parse_nir(str(ident.get("value", "")), expression=where)
             except Invalid as exc:
                 issues.extend(exc.issues)
+            else:
+                if ident.get("use") != "old":  # a deactivated INS belongs to another identity
+                    issues.extend(nir_trait_issues(nir, traits))
     if reliability.status in ("RECUP", "QUAL"):
         if not ins_of(patient):
             issues.append(
@@ -248,7 +257,6 @@ def check_patient_identity(patient: dict[str, Any]) -> None:
                     "business-rule", f"A {reliability.status} identity carries its INS", "Patient.identifier"
                 )
             )
-        traits = traits_from_patient(patient)
         missing = [
             (path, label)
             for path, label, value in (
@@ -264,6 +272,15 @@ def check_patient_identity(patient: dict[str, Any]) -> None:
             Issue("required", f"A {reliability.status} identity needs its {label} (strict INS trait)", path)
             for path, label in missing
         )
+    if reliability.status in ("RECUP", "QUAL") and reliability.method not in _INSI_METHODS:
+        issues.append(
+            Issue(
+                "business-rule",
+                f"A {reliability.status} identity records how the INS was retrieved from INSi "
+                f"(methodCollection {', '.join(sorted(_INSI_METHODS))}), got {reliability.method!r}",
+                base,
+            )
+        )
     if reliability.status in ("VALI", "QUAL") and not reliability.validation_mode:
         issues.append(
             Issue(
@@ -274,3 +291,63 @@ def check_patient_identity(patient: dict[str, Any]) -> None:
         )
     if issues:
         raise Unprocessable(issues[0].diagnostics, issues=issues)
+
+
+# NIR departments 91–96 were also used for births in Algeria, Morocco and Tunisia before
+# independence; the birthplace trait of those people is a 99xxx country code (ins.md §7).
+_FORMER_NORTH_AFRICA = frozenset({"91", "92", "93", "94", "95", "96"})
+
+
+def nir_trait_issues(nir: Nir, traits: Traits) -> list[Issue]:
+    """Disagreements between an INS matricule and the strict traits it encodes (present ones only).
+
+    A NIR is built from the sex, the year and month of birth and the birthplace code at birth; a
+    matricule that contradicts the traits belongs to someone else (or was mistyped). Fictitious
+    months (incomplete civil status) are not compared; a NIR department `20` (Corsica before 1976)
+    agrees with a 2A/2B birthplace.
+    """
+    issues: list[Issue] = []
+    sex = {1: "male", 2: "female"}[nir.sex]
+    if traits.sex in ("male", "female") and traits.sex != sex:
+        issues.append(
+            Issue(
+                "business-rule",
+                f"The INS {nir.value} is a {sex} matricule (first digit {nir.sex}) but gender is "
+                f"{traits.sex}",
+                "Patient.gender",
+            )
+        )
+    date = traits.birth_date
+    if date is not None:
+        if f"{date.year % 100:02d}" != nir.year:
+            issues.append(
+                Issue(
+                    "business-rule",
+                    f"The INS {nir.value} encodes the birth year ..{nir.year} but birthDate is "
+                    f"{date.to_fhir()}",
+                    "Patient.birthDate",
+                )
+            )
+        elif date.month is not None and not nir.special_month and int(nir.month) != date.month:
+            issues.append(
+                Issue(
+                    "business-rule",
+                    f"The INS {nir.value} encodes the birth month {nir.month} but birthDate is "
+                    f"{date.to_fhir()}",
+                    "Patient.birthDate",
+                )
+            )
+    place = (traits.birthplace or "").upper()
+    if place and place != nir.place:
+        corsica = nir.department == "20" and place[:2] in ("2A", "2B") and place[2:] == nir.place[2:]
+        north_africa = nir.department in _FORMER_NORTH_AFRICA and place.startswith("99")
+        if not (corsica or north_africa):
+            issues.append(
+                Issue(
+                    "business-rule",
+                    f"The INS {nir.value} encodes the birthplace {nir.place} but the birthplace INSEE "
+                    f"code is {place}",
+                    "Patient.extension('patient-birthPlace')",
+                )
+            )
+    return issues

@@ -9,7 +9,9 @@ identifier lookup as one SQL statement on the same database.
     .venv/bin/python bench/directory.py --lines 100000 --backend both
     nohup .venv/bin/python bench/directory.py --lines 1000000 --backend both > var/bench-directory.log 2>&1 &
 
-The generated files are cached under var/bench/directory-<lines>/ (same seed, same files).
+The generated files are cached under <data-dir>/directory-<lines>/ (default /tmp/socle-bench, same
+seed, same files), the SQLite database next to them. Each import also prints the CPU seconds of the
+child (user + system): on a shared machine that is the figure other runs can be compared with.
 """
 
 from __future__ import annotations
@@ -30,14 +32,17 @@ from sqlalchemy import text
 
 sys.path.insert(0, str(ROOT / "src"))
 from socle.referentials.directory.extraction import parse_activity  # noqa: E402
-from socle.referentials.directory.synthetic import write_extraction  # noqa: E402
+from socle.referentials.directory.synthetic import MSSANTE_FILE, write_extraction  # noqa: E402
 from socle.store.engine import make_engine  # noqa: E402
 
 LINES_PER_PROFESSIONAL = 1.225  # measured on the generator's output
 
 
+DATA_DIR = Path("/tmp/socle-bench")
+
+
 def dataset(lines: int) -> tuple[Path, Path, int]:
-    folder = ROOT / "var" / "bench" / f"directory-{lines}"
+    folder = DATA_DIR / f"directory-{lines}"
     people = folder / "PS_LibreAcces_Personne_activite_synthetic.txt"
     finess = folder / "etalab_cs1100507_stock_synthetic.csv"
     if not (people.exists() and finess.exists()):
@@ -50,21 +55,27 @@ def dataset(lines: int) -> tuple[Path, Path, int]:
 
 
 def run_import(url: str, files: list[Path]) -> tuple[float, int, str]:
-    """(wall seconds, peak RSS bytes, output) of one `socle directory import` child process."""
+    """(wall seconds, peak RSS bytes, output) of one `socle directory import` child process.
+
+    The output ends with a line giving the child's CPU seconds (user + system) and the load average.
+    """
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         [str(SOCLE), "directory", "import", *map(str, files), "--database", url],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    peak = 0
+    peak, cpu = 0, 0.0
     stop = threading.Event()
 
     def sample() -> None:
-        nonlocal peak
+        nonlocal peak, cpu
         while not stop.wait(0.2):
             try:
-                peak = max(peak, psutil.Process(proc.pid).memory_info().rss)
+                child = psutil.Process(proc.pid)
+                peak = max(peak, child.memory_info().rss)
+                times = child.cpu_times()
+                cpu = times.user + times.system
             except psutil.NoSuchProcess:
                 return
 
@@ -75,7 +86,10 @@ def run_import(url: str, files: list[Path]) -> tuple[float, int, str]:
     sampler.join()
     if proc.returncode != 0:
         raise RuntimeError(out.decode(errors="replace"))
-    return time.perf_counter() - t0, peak, out.decode(errors="replace")
+    text_out = (
+        out.decode(errors="replace") + f"\nCPU {cpu:.0f} s (user + system, sampled); {load_line('end')}"
+    )
+    return time.perf_counter() - t0, peak, text_out
 
 
 def samples(people: Path, n: int) -> dict[str, list[str]]:
@@ -106,6 +120,11 @@ QUERIES: dict[str, Callable[[dict[str, list[str]], int], str]] = {
         f"Practitioner?identifier=https://rpps.esante.gouv.fr|{s['rpps'][i]}"
     ),
     "PractitionerRole?role&specialty": lambda s, i: "PractitionerRole?role=10&specialty=SM54&_count=20",
+    # The same two without the accurate total of the first page (the API's default): the page alone.
+    "  same, _total=none": lambda s, i: "PractitionerRole?role=10&specialty=SM54&_count=20&_total=none",
+    "Practitioner?name, _total=none": lambda s, i: (
+        f"Practitioner?name={s['family'][i].lower()}&_count=20&_total=none"
+    ),
     "Practitioner?qualification-code": lambda s, i: "Practitioner?qualification-code=SM40&_count=20",
     "Location?address-postalcode": lambda s, i: f"Location?address-postalcode={s['postcode'][i]}&_count=20",
     "Location?address-insee": lambda s, i: f"Location?address-insee={s['commune'][i]}&_count=20",
@@ -169,14 +188,22 @@ def raw_floor(url: str, values: dict[str, list[str]], n: int) -> None:
 
 
 def bench(
-    backend: str, url: str, people: Path, finess: Path, lines: int, queries: int, searches_only: bool = False
+    backend: str,
+    url: str,
+    people: Path,
+    finess: Path,
+    lines: int,
+    queries: int,
+    searches_only: bool = False,
+    mssante: Path | None = None,
 ) -> None:
     print(f"\n== {backend}", flush=True)
     if searches_only:
         return searches(backend, url, people, queries)
     print(load_line("import start"), flush=True)
-    seconds, peak, _ = run_import(url, [finess])
+    seconds, peak, out = run_import(url, [finess])
     print(f"import FINESS file  {seconds:.1f} s, peak RSS {peak / 2**20:.0f} MiB", flush=True)
+    print("  " + out.strip().splitlines()[-1], flush=True)
     seconds, peak, out = run_import(url, [people])
     print(
         f"import person file  {lines} lines in {seconds:.1f} s = {lines / seconds:,.0f} lines/s "
@@ -190,7 +217,11 @@ def bench(
         f"peak RSS {peak / 2**20:.0f} MiB",
         flush=True,
     )
-    print("\n".join("  " + line for line in out.strip().splitlines()[:5]), flush=True)
+    print("\n".join("  " + line for line in out.strip().splitlines()), flush=True)
+    if mssante is not None and mssante.exists():
+        seconds, peak, out = run_import(url, [mssante])
+        print(f"import MSSanté file  {seconds:.1f} s, peak RSS {peak / 2**20:.0f} MiB", flush=True)
+        print("\n".join("  " + line for line in out.strip().splitlines()), flush=True)
     searches(backend, url, people, queries)
 
 
@@ -212,25 +243,31 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--lines", type=int, default=100_000)
+    parser.add_argument("--data-dir", type=Path, default=Path("/tmp/socle-bench"), help="files, SQLite db")
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--queries", type=int, default=100, help="timed requests per query kind")
     parser.add_argument("--searches-only", action="store_true", help="SQLite: reuse the imported database")
     args = parser.parse_args()
+    global DATA_DIR
+    DATA_DIR = args.data_dir
     print("\n".join(machine_lines(PG_URL if args.backend != "sqlite" else None)), flush=True)
     people, finess, lines = dataset(args.lines)
+    mssante = people.with_name(MSSANTE_FILE)
     print(
         f"dataset     {lines} person/activity lines, {people.stat().st_size / 2**20:.0f} MiB; "
         f"FINESS {finess.stat().st_size / 2**20:.1f} MiB",
         flush=True,
     )
     if args.backend in ("sqlite", "both"):
-        db = ROOT / "var" / "bench" / f"directory-{lines}.db"
-        if not args.searches_only:
-            db.unlink(missing_ok=True)
-        bench("sqlite", f"sqlite:///{db}", people, finess, lines, args.queries, args.searches_only)
+        db = DATA_DIR / f"directory-{args.lines}.db"
+        for stale in (db, db.with_name(db.name + "-wal"), db.with_name(db.name + "-shm")):
+            if not args.searches_only:
+                stale.unlink(missing_ok=True)
+        sqlite_url = f"sqlite:///{db}"
+        bench("sqlite", sqlite_url, people, finess, lines, args.queries, args.searches_only, mssante)
     if args.backend in ("postgresql", "both"):
         with pg_schema(PG_URL, unique_name("bench_directory")) as url:
-            bench("postgresql", url, people, finess, lines, args.queries)
+            bench("postgresql", url, people, finess, lines, args.queries, mssante=mssante)
 
 
 if __name__ == "__main__":

@@ -92,3 +92,24 @@ def test_check_identifier(client: TestClient) -> None:
     assert [p["valueString"] for p in warned["parameter"] if p["name"] == "warning"]
     bad = client.get("/fhir/$check-identifier", params={"kind": "siret", "value": "73282932000075"})
     assert bad.status_code == 400 and "check digit" in bad.json()["issue"][0]["diagnostics"]
+
+
+def test_mailbox_search_over_http(client: TestClient, engine: Engine, tmp_path: Path) -> None:
+    """The MSSanté extraction's addresses are found by `mailbox-mss` through the FHIR API."""
+    from socle.referentials.directory.mssante_file import parse_mailbox
+    from socle.referentials.directory.synthetic import MSSANTE_FILE
+
+    people, finess, _ = write_extraction(tmp_path, 120, seed=13)
+    mss = tmp_path / MSSANTE_FILE
+    DirectoryImporter(Store(engine)).import_files([people, finess, mss])
+    first = parse_mailbox(mss.read_text().splitlines()[1])
+    response = client.get("/fhir/Practitioner", params={"mailbox-mss": first.address})
+    assert response.status_code == 200, response.text
+    bundle = response.json()
+    assert bundle["total"] == 1
+    [entry] = bundle["entry"]
+    assert entry["resource"]["id"] == f"ps-{first.idnat}"
+    telecom = [t for t in entry["resource"]["telecom"] if t["value"] == first.address]
+    assert telecom and telecom[0]["extension"][0]["valueCoding"]["code"] == "MSSANTE"
+    unknown = client.get("/fhir/Practitioner", params={"mailbox-mss": "nobody@nowhere.mssante.fr"})
+    assert unknown.status_code == 200 and unknown.json()["total"] == 0

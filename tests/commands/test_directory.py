@@ -25,13 +25,14 @@ def test_demo_then_import_twice(database_url: str, tmp_path: Path) -> None:
     demo = runner.invoke(app, ["demo", "directory", "--professionals", "60", "--out", str(tmp_path)])
     assert demo.exit_code == 0, demo.output
     files = sorted(str(p) for p in tmp_path.iterdir())
-    assert len(files) == 2
+    assert len(files) == 3  # person/activity, FINESS and MSSanté extractions
     first = runner.invoke(app, ["directory", "import", *files, "--database", database_url])
     assert first.exit_code == 0, first.output
-    assert "(activity)" in first.output and "(finess)" in first.output and "0 rejected" in first.output
+    assert "(activity)" in first.output and "(finess)" in first.output and "(mssante)" in first.output
+    assert first.output.count(" 0 rejected") == 3
     again = runner.invoke(app, ["directory", "import", *files, "--database", database_url])
     assert again.exit_code == 0
-    assert again.output.count("created: -") == 2 and again.output.count("updated: -") == 2
+    assert again.output.count("created: -") == 3 and again.output.count("updated: -") == 3
 
 
 def test_bad_lines_are_reported_not_fatal(database_url: str, tmp_path: Path) -> None:

@@ -36,13 +36,16 @@ _SHOWN_ERRORS = 20
 @directory_app.command("import")
 def import_files(
     files: Annotated[
-        list[Path], typer.Argument(help="PS_LibreAcces_Personne_activite and/or FINESS etalab files.")
+        list[Path],
+        typer.Argument(
+            help="PS_LibreAcces_Personne_activite, FINESS etalab, Extraction_Correspondance_MSSante files."
+        ),
     ],
     database: DatabaseOption = None,
     partial: Annotated[
         bool, typer.Option("--partial", help="Not a full extraction: do not end-date who is absent.")
     ] = False,
-    batch_lines: Annotated[int, typer.Option(min=1, max=50_000, help="Lines per transaction.")] = 1000,
+    batch_lines: Annotated[int, typer.Option(min=1, max=50_000, help="Lines per transaction.")] = 2000,
     errors: Annotated[
         Path | None,
         typer.Option("--errors", help="Write every rejected line (file, line, reason) to this CSV."),

@@ -264,6 +264,10 @@ def test_finess_files_are_imported_first(engine: Engine, tmp_path: Path) -> None
     finess.write_bytes(FINESS_FILE.encode("latin-1"))
     reports = DirectoryImporter(Store(engine)).import_files([_people(tmp_path), finess])
     assert [r.kind for r in reports] == ["finess", "activity"]
+    # the legal entities the FINESS file lists are "seen": a full FINESS import never end-dates them
+    assert reports[0].end_dated == {}
+    [legal] = _search(Store(engine), "Organization", ("_id", "finess-300780046"))
+    assert legal["active"] is True
     # the EHPAD the person file names already exists, owned by FINESS: nothing rewritten
     assert not reports[1].counts.updated and reports[1].counts.unchanged["Organization"] == 1
 
@@ -280,13 +284,15 @@ def test_bulk_import_refreshes_planner_statistics(engine: Engine, tmp_path: Path
     assert sum(report.counts.created.values()) >= 1000
     if engine.dialect.name == "postgresql":  # the planner must not keep believing the tables are empty
         with engine.connect() as conn:
-            analyzed = conn.execute(
+            analyzed, vacuumed = conn.execute(
                 text(
-                    "SELECT last_analyze FROM pg_stat_user_tables WHERE relname = 'idx_string' "
+                    "SELECT last_analyze, last_vacuum FROM pg_stat_user_tables WHERE relname = 'idx_token' "
                     "AND schemaname = current_schema()"
                 )
-            ).scalar_one()
+            ).one()
         assert analyzed is not None and analyzed >= started
+        # vacuumed too: index-only scans of the new rows need the visibility map
+        assert vacuumed is not None and vacuumed >= started
     else:
         with engine.connect() as conn:
             tables = set(conn.execute(text("SELECT tbl FROM sqlite_stat1")).scalars())

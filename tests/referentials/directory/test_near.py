@@ -78,3 +78,26 @@ def test_near_matches_exact_distances(engine: Engine, tmp_path: Path) -> None:
             "SM54" in {c["code"] for s in r.role.resource.get("specialty", ()) for c in s["coding"]}
             for r in gps
         )
+
+
+def test_imported_locations_answer_r4_near(engine: Engine, tmp_path: Path) -> None:
+    """Every imported Location carries `position`, so the search compiler's `Location?near=` finds it."""
+    store = Store(engine)
+    people, finess, _ = write_extraction(tmp_path, 200, seed=11)
+    DirectoryImporter(store).import_files([people, finess])
+    with store.read() as conn:
+        page, _, _ = store.search_page(conn, "Location", [], SYSTEM, count=5000, after=None, strict=True)
+        located = [v.resource for v in page if "position" in v.resource]
+        assert page and len(located) == len(page)  # French communes: all positioned
+        target = located[0]["position"]
+        lat, lon = target["latitude"], target["longitude"]
+        expected = {
+            r["id"]
+            for r in located
+            if distance_km(lat, lon, r["position"]["latitude"], r["position"]["longitude"]) <= 20
+        }
+        found, _, unknown = store.search_page(
+            conn, "Location", [("near", f"{lat}|{lon}|20|km")], SYSTEM, count=5000, after=None, strict=True
+        )
+    assert unknown == []
+    assert {v.id for v in found} == expected and located[0]["id"] in expected

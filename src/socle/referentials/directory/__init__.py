@@ -1,7 +1,8 @@
 """The directory of health and médico-social professionals and structures (RPPS, ADELI, FINESS).
 
-Public names: identifier validation (`check_*`), the import service (`DirectoryImporter`), the
-FHIR mapping helpers, "near" (`roles_near`) and the synthetic extraction generator. The import
+Public names: identifier validation (`check_*`), the import service (`DirectoryImporter`: person/
+activity file, FINESS file, MSSanté extraction), the FHIR mapping helpers, "near" (`roles_near`)
+and the synthetic extraction generator. The import
 stores the directory's SearchParameters (see `search_params`) before any directory resource.
 """
 

@@ -1,10 +1,12 @@
 """Idempotent batch writes through the store: create what is new, update what changed, skip the rest.
 
 A re-import of an unchanged extraction must not create a new version of a million resources, so each
-batch first reads the current versions of its ids (one `_id` search per type and 500 ids), compares
-them with the freshly mapped bodies (server-owned `meta` fields aside), sends every new resource in
-one `create_many` (the store's bulk path: one multi-row INSERT per table) and updates only the
-resources that differ. Ownership rules (which import may overwrite what) come from `meta.source`.
+chunk first reads the current versions of all its ids in one statement (per 2,000 ids, on the
+`(resource_type, id)` unique index), compares them with the freshly mapped bodies (server-owned
+`meta` fields aside: the content without them is the comparison key), sends every new resource of
+the chunk to one `create_many` (the store's bulk path: one multi-row INSERT per table) and updates
+only the resources that differ. Ownership rules (which import may overwrite what) are `Merge`
+functions, decided per resource by the caller (they look at `meta.source`).
 """
 
 from __future__ import annotations
@@ -14,18 +16,19 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection
+import orjson
+from sqlalchemy import Connection, Text, cast, select
 
-from socle.store.access import SYSTEM
 from socle.store.repository import Store
+from socle.store.schema import resource
 
-__all__ = ["UpsertCounts", "Upserter", "strip_server_meta"]
+__all__ = ["Merge", "Resource", "UpsertCounts", "Upserter", "strip_server_meta"]
 
 Resource = dict[str, Any]
 # (existing body, new body) -> the body to write, or None to leave the existing one as it is.
 Merge = Callable[[Resource, Resource], Resource | None]
 
-_CHUNK = 500
+_CHUNK = 2000  # ids per lookup statement (well under SQLite's 32,766 bound parameters)
 
 
 @dataclass
@@ -52,46 +55,81 @@ def strip_server_meta(body: Resource) -> Resource:
 class Upserter:
     def __init__(self, store: Store) -> None:
         self.store = store
+        sqlite = store.engine.dialect.name == "sqlite"
+        # PostgreSQL: JSONB read as text and parsed by orjson (faster than the driver's json.loads).
+        self._content = resource.c.content if sqlite else cast(resource.c.content, Text)
 
     def existing(self, conn: Connection, resource_type: str, ids: Sequence[str]) -> dict[str, Resource]:
-        """Current bodies of those ids (absent and deleted ones left out), through the search API."""
-        found: dict[str, Resource] = {}
+        """Current bodies of those ids of one type (absent and deleted ones left out)."""
+        found = self.existing_many(conn, [(resource_type, id_) for id_ in ids])
+        return {id_: body for (_, id_), body in found.items() if body}
+
+    def existing_many(
+        self, conn: Connection, keys: Iterable[tuple[str, str]]
+    ) -> dict[tuple[str, str], Resource]:
+        """Current bodies of (type, id) pairs of any types, one statement per 2,000 distinct ids.
+
+        A deleted resource maps to `{}` (its id is taken: it can only come back through an update).
+        """
+        wanted = set(keys)
+        ids = sorted({id_ for _, id_ in wanted})
+        types = sorted({rt for rt, _ in wanted})
+        found: dict[tuple[str, str], Resource] = {}
         for start in range(0, len(ids), _CHUNK):
-            chunk = ids[start : start + _CHUNK]
-            page, _, _ = self.store.search_page(
-                conn,
-                resource_type,
-                [("_id", ",".join(chunk))],
-                SYSTEM,
-                count=len(chunk),
-                after=None,
-                strict=True,
+            rows = conn.execute(
+                select(resource.c.resource_type, resource.c.id, self._content).where(
+                    resource.c.resource_type.in_(types),
+                    resource.c.id.in_(ids[start : start + _CHUNK]),
+                )
             )
-            for version in page:
-                found[version.id] = version.resource
+            for rt, id_, content in rows:
+                key = (str(rt), str(id_))
+                if key in wanted:  # a deleted resource: an empty body (recreated by an update)
+                    found[key] = orjson.loads(cast_bytes(content)) if content is not None else {}
         return found
 
-    def write(self, conn: Connection, bodies: Iterable[Resource], merge: Merge | None = None) -> UpsertCounts:
+    def write(
+        self,
+        conn: Connection,
+        bodies: Iterable[Resource],
+        merge: Merge | None = None,
+        merges: dict[tuple[str, str], Merge] | None = None,
+    ) -> UpsertCounts:
+        """Upsert `bodies` (the last body of an id wins); `merges` overrides `merge` per resource."""
         counts = UpsertCounts()
-        by_type: dict[str, dict[str, Resource]] = {}
+        wanted: dict[tuple[str, str], Resource] = {}
         for body in bodies:
-            by_type.setdefault(body["resourceType"], {})[body["id"]] = body  # last one wins
+            wanted[(body["resourceType"], body["id"])] = body
+        current = self.existing_many(conn, wanted)
         creates: list[Resource] = []
-        for resource_type, wanted in by_type.items():
-            current = self.existing(conn, resource_type, list(wanted))
-            for id_, body in wanted.items():
-                old = current.get(id_)
-                if old is None:
-                    creates.append(body)
-                    counts.created[resource_type] += 1
-                    continue
-                before = strip_server_meta(old)
-                target = merge(before, body) if merge is not None else body
-                if target is None or target == before:
-                    counts.unchanged[resource_type] += 1
-                    continue
-                self.store.update(conn, target, method="PUT")
+        for key, body in wanted.items():
+            resource_type = key[0]
+            old = current.get(key)
+            if old is None:
+                creates.append(body)
+                counts.created[resource_type] += 1
+                continue
+            if not old:  # deleted earlier: bring it back as a new version
+                self.store.update(conn, body, method="PUT")
                 counts.updated[resource_type] += 1
+                continue
+            before = strip_server_meta(old)
+            chosen = merges.get(key, merge) if merges is not None else merge
+            target = chosen(before, body) if chosen is not None else body
+            if target is None or target == before:
+                counts.unchanged[resource_type] += 1
+                continue
+            self.store.update(conn, target, method="PUT")
+            counts.updated[resource_type] += 1
         if creates:
             self.store.create_many(conn, creates)
         return counts
+
+
+def cast_bytes(value: object) -> bytes | str:
+    """The stored JSON as the driver returns it (bytes from SQLite, text from PostgreSQL)."""
+    if isinstance(value, bytes | str):
+        return value
+    if isinstance(value, memoryview | bytearray):
+        return bytes(value)
+    raise TypeError(f"unexpected stored content type {type(value).__name__}")

@@ -20,10 +20,12 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 
+from sqlalchemy import Connection
+
 from socle.fhir.query import parse_query
 from socle.referentials.directory import mapping
 from socle.referentials.directory._lines import Line, first_line, read_lines
-from socle.referentials.directory._upsert import Resource, UpsertCounts, Upserter
+from socle.referentials.directory._upsert import Merge, Resource, UpsertCounts, Upserter, strip_server_meta
 from socle.referentials.directory.extraction import Activity, LineError, is_activity_header, parse_activity
 from socle.referentials.directory.finess_file import (
     Establishment,
@@ -33,6 +35,9 @@ from socle.referentials.directory.finess_file import (
     parse_establishment,
     parse_geolocation,
 )
+from socle.referentials.directory.mailboxes import MSSANTE_TAG, apply_mailboxes, extraction_addresses
+from socle.referentials.directory.mssante_file import is_mssante_header
+from socle.referentials.directory.mssante_import import MailboxIndex
 from socle.referentials.directory.search_params import ensure_search_parameters
 from socle.store.access import SYSTEM
 from socle.store.indexes import INDEX_TABLES
@@ -48,7 +53,7 @@ Progress = Callable[[int], None]
 @dataclass
 class FileReport:
     path: Path
-    kind: str = "unknown"  # "activity" or "finess"
+    kind: str = "unknown"  # "activity", "finess" or "mssante"
     lines: int = 0  # data lines read (header excluded)
     accepted: int = 0
     rejected: int = 0
@@ -83,7 +88,7 @@ class DirectoryImporter:
         self,
         store: Store,
         *,
-        batch_lines: int = 1000,
+        batch_lines: int = 2000,
         full: bool = True,
         today: date | None = None,
     ) -> None:
@@ -96,19 +101,23 @@ class DirectoryImporter:
         # end-dated when a later file of the same run lists them.
         self._seen: dict[str, set[str]] = {}
         self._structures: set[str] = set()
+        # The MSSanté extraction of this run, read before the other files (None: not in the run).
+        self._mailboxes: MailboxIndex | None = None
 
     # -- entry point ---------------------------------------------------------------------------
 
     def import_files(self, paths: Sequence[Path], progress: Progress | None = None) -> list[FileReport]:
         """Import every file (kind told by its header), then end-date what full files no longer list.
 
-        FINESS files go first: the structures then exist when the person file names them, instead of
-        being written from the person file and rewritten by the FINESS file (the slow update path).
+        The MSSanté extraction is read first, so that the other files write their resources with
+        their mailboxes in; FINESS files go next: the structures then exist when the person file
+        names them, instead of being written from the person file and rewritten by the FINESS file
+        (the slow update path). The mailboxes of resources already stored are set at the end.
         """
         reports = []
         with self.store.write() as conn:
             ensure_search_parameters(self.store, conn)
-        for path in sorted(paths, key=_structures_first):
+        for path in sorted(paths, key=_file_order):
             report = FileReport(Path(path))
             started = time.perf_counter()
             header = first_line(report.path) if report.path.exists() else ""
@@ -121,12 +130,17 @@ class DirectoryImporter:
             elif layout is not None:
                 report.kind = "finess"
                 self._import_finess(report, layout, progress)
+            elif is_mssante_header(header):
+                report.kind = "mssante"
+                self._read_mailboxes(report, progress)
             else:
                 report.failure = (
-                    "not a known extraction: header is neither the person/activity file nor FINESS"
+                    "not a known extraction: header is neither the person/activity file, FINESS"
+                    " nor the MSSanté extraction"
                 )
             report.seconds = time.perf_counter() - started
             reports.append(report)
+        self._set_mailboxes(reports)
         if self.full:
             self._end_date(reports)
         if sum(sum(r.counts.created.values()) + sum(r.counts.updated.values()) for r in reports) >= 1000:
@@ -134,16 +148,24 @@ class DirectoryImporter:
         return reports
 
     def _refresh_statistics(self) -> None:
-        """ANALYZE the tables a bulk import filled, so that the planners know their sizes.
+        """ANALYZE (and on PostgreSQL VACUUM) the tables a bulk import filled, for the planners.
 
         PostgreSQL's autovacuum analyzes late (and the migration analyzed them empty): measured on
         100,000 lines, a name search took 19 s before and 40 ms after. SQLite has no statistics
         until ANALYZE: at a million lines an identifier search took 190 ms before, 2 ms after.
+
+        PostgreSQL also gets a VACUUM of the searched tables: freshly inserted rows are not yet
+        "all visible", so an index-only scan of `idx_token` still visits the heap for every row
+        (measured, 20 k lines: 6,328 rows of a specialty, 2,881 heap blocks, 346 ms; after VACUUM
+        0 heap fetches, 1 ms). VACUUM cannot run in a transaction: autocommit connection.
         """
         names = ["resource", "resource_history", *(table.name for table in INDEX_TABLES)]
         with self.store.engine.connect() as conn:
             if self.store.engine.dialect.name == "postgresql":
-                conn.exec_driver_sql(f"ANALYZE {', '.join(names)}")
+                searched = [n for n in names if n != "resource_history"]
+                conn.execution_options(isolation_level="AUTOCOMMIT")
+                conn.exec_driver_sql(f"VACUUM (ANALYZE) {', '.join(searched)}")
+                conn.exec_driver_sql("ANALYZE resource_history")
             else:  # sampled statistics: seconds, even on a 12 GB file
                 conn.exec_driver_sql("PRAGMA analysis_limit=1000")
                 for name in names:
@@ -228,10 +250,14 @@ class DirectoryImporter:
         def merge(existing: Resource, new: Resource) -> Resource | None:
             return _merge_repeated(existing, new) if new["id"] in repeated else new
 
+        # One lookup of every id of the chunk, one bulk insert of what is new, one transaction.
+        merges: dict[tuple[str, str], Merge] = {}
+        for body in legal:
+            merges[(body["resourceType"], body["id"])] = _create_only
+        for body in structures:
+            merges[(body["resourceType"], body["id"])] = _finess_wins
         with self.store.write() as conn:
-            report.counts.add(self.upserter.write(conn, legal, merge=_create_only))
-            report.counts.add(self.upserter.write(conn, structures, merge=_finess_wins))
-            report.counts.add(self.upserter.write(conn, bodies, merge=merge))
+            report.counts.add(self._upsert(conn, [*legal, *structures, *bodies], merge, merges))
 
     # -- FINESS establishments ----------------------------------------------------------------
 
@@ -262,6 +288,8 @@ class DirectoryImporter:
             position = _position(establishment, positions.get(establishment.finess))
             batch.extend(mapping.establishment_resources(establishment, position))
             seen.add(f"finess-{establishment.finess}")
+            if establishment.legal_finess:  # its legal entity is listed too: not to be end-dated
+                seen.add(f"finess-{establishment.legal_finess}")
             if len(batch) >= 2 * self.batch_lines:
                 self._write_structures(report, batch)
                 batch = []
@@ -290,9 +318,75 @@ class DirectoryImporter:
         others = [r for r in resources if not (r["resourceType"] == "Organization" and _is_legal(r))]
         legal = [r for r in legal if r["id"] not in self._structures]
         self._structures.update(r["id"] for r in legal)
+        merges: dict[tuple[str, str], Merge] = {(r["resourceType"], r["id"]): _create_only for r in legal}
         with self.store.write() as conn:
-            report.counts.add(self.upserter.write(conn, legal, merge=_create_only))
-            report.counts.add(self.upserter.write(conn, others))
+            report.counts.add(self._upsert(conn, [*legal, *others], None, merges))
+
+    def _upsert(
+        self,
+        conn: Connection,
+        bodies: list[Resource],
+        merge: Merge | None,
+        merges: dict[tuple[str, str], Merge],
+    ) -> UpsertCounts:
+        """Write a chunk; MSSanté mailboxes: this run's extraction sets them, else the stored ones stay."""
+        index = self._mailboxes
+        if index is not None:
+            bodies = [index.with_mailboxes(b) for b in bodies]
+            if index.full:  # this run's extraction says which mailboxes each resource has
+                return self.upserter.write(conn, bodies, merge, merges)
+        return self.upserter.write(
+            conn, bodies, _keeping_mailboxes(merge), {k: _keeping_mailboxes(m) for k, m in merges.items()}
+        )
+
+    # -- MSSanté extraction -------------------------------------------------------------------
+
+    def _read_mailboxes(self, report: FileReport, progress: Progress | None) -> None:
+        index = self._mailboxes = self._mailboxes or MailboxIndex(full=self.full)
+        size = 0
+        for line in read_lines(report.path):
+            size += line.size
+            if line.number == 1 or self._count(report, line) is None:
+                continue
+            try:
+                index.add_line(line.number, line.text)
+            except LineError as error:
+                report.reject(line.number, str(error))
+                continue
+            report.accepted += 1
+            if size >= 1 << 20 and progress is not None:
+                progress(size)
+                size = 0
+        if progress is not None:
+            progress(size)
+        if index.unattached:
+            report.notes.append(
+                f"{index.unattached} personal mailboxes without a national identifier (no professional"
+                " to carry them) were not imported"
+            )
+
+    def _set_mailboxes(self, reports: list[FileReport]) -> None:
+        index = self._mailboxes
+        report = next((r for r in reports if r.kind == "mssante" and r.failure is None), None)
+        if index is None or report is None:
+            return
+        if index.full and (report.accepted == 0 or report.rejected > report.accepted):
+            index.full = False  # a mostly unreadable file does not say that every mailbox closed
+            report.notes.append("closing mailboxes skipped: the MSSanté file is mostly unreadable")
+        started = time.perf_counter()
+        tagged: list[tuple[str, str]] = []
+        if index.full:
+            tag = f"{MSSANTE_TAG['system']}|{MSSANTE_TAG['code']}"
+            for rt in ("Practitioner", "Organization"):
+                tagged.extend((rt, id_) for id_ in self._owned_ids(rt, [("_tag", tag)]))
+
+        def unknown_target(number: int, reason: str) -> None:  # read fine, but names no one
+            report.accepted -= 1
+            report.reject(number, reason)
+
+        report.counts.add(index.apply(self.store, self.upserter, tagged, unknown_target))
+        report.errors.sort()
+        report.seconds += time.perf_counter() - started
 
     # -- end-dating ---------------------------------------------------------------------------
 
@@ -348,12 +442,28 @@ class DirectoryImporter:
         yield from ids
 
 
-def _structures_first(path: Path) -> int:
-    """Sort key: FINESS files (0) before the rest (1); a stable sort keeps the given order otherwise."""
+def _file_order(path: Path) -> int:
+    """Sort key: MSSanté (0), FINESS (1), the rest (2); a stable sort keeps the given order otherwise."""
     try:
-        return 0 if finess_layout(first_line(Path(path))) is not None else 1
+        header = first_line(Path(path))
     except OSError:
-        return 1
+        return 2
+    if is_mssante_header(header):
+        return 0
+    return 1 if finess_layout(header) is not None else 2
+
+
+def _keeping_mailboxes(merge: Merge | None) -> Merge:
+    """`merge`, then the stored MSSanté mailboxes carried over (a run without a full MSSanté file)."""
+
+    def merged(existing: Resource, new: Resource) -> Resource | None:
+        target = merge(existing, new) if merge is not None else new
+        if target is None:
+            return None
+        kept = [*extraction_addresses(existing), *extraction_addresses(target)]
+        return apply_mailboxes(target, kept) if kept else target  # most resources have none
+
+    return merged
 
 
 def _is_legal(resource: Resource) -> bool:
@@ -375,9 +485,7 @@ def _position(e: Establishment, geo: tuple[float, float, str] | None) -> tuple[f
 
 
 def _ended(body: Resource, today: str) -> Resource:
-    ended = {k: v for k, v in body.items() if k != "meta"}
-    if (body.get("meta") or {}).get("source"):
-        ended["meta"] = {"source": body["meta"]["source"]}
+    ended = strip_server_meta(body)
     ended["active"] = False
     if body["resourceType"] == "PractitionerRole":
         ended["period"] = {**(body.get("period") or {}), "end": today}

@@ -4,6 +4,9 @@
   parameter (`as-sp-qualification-code`), so `Practitioner?qualification-code=…|SM54` finds GPs.
 - `address-insee` on Organization and Location (token): the commune's INSEE code carried by the
   FR Core address extension, so a commune is searched by code, not only by spelling.
+- `mailbox-mss` on Practitioner and Organization (string): the MSSanté mailboxes (e-mail telecoms
+  typed MSSANTE), the Annuaire Santé API's parameter of that name, so `Practitioner?mailbox-mss=…`
+  finds who owns an address and a prefix finds a domain's local parts.
 - `latitude` / `longitude` on Location (number, `position.latitude|longitude`): R4 `near` is a
   *special* parameter that the generic index cannot hold; indexing the two coordinates as numbers
   lets `near` be answered from the index tables (see `near.py`) without a geographic extension.
@@ -22,6 +25,7 @@ from sqlalchemy import Connection
 
 from socle.fhir.search_params import registry
 from socle.referentials.directory._upsert import Upserter
+from socle.referentials.directory.codes import MAILBOX_TYPE_EXTENSION
 from socle.referentials.directory.mapping import INSEE_EXTENSION
 from socle.store.repository import Store
 
@@ -72,6 +76,18 @@ DIRECTORY_SEARCH_PARAMETERS: tuple[dict[str, Any], ...] = (
         "token",
         f"Location.address.extension('{INSEE_EXTENSION}')",
         "INSEE code (COG) of the commune of the address (FR Core address extension).",
+    ),
+    *(
+        _param(
+            f"directory-{base.lower()}-mailbox-mss",
+            "mailbox-mss",
+            base,
+            "string",
+            f"{base}.telecom.where(system = 'email' and extension('{MAILBOX_TYPE_EXTENSION}').exists())"
+            ".value",
+            "MSSanté mailbox address (e-mail telecom typed MSSANTE, Annuaire Santé `mailbox-mss`).",
+        )
+        for base in ("Practitioner", "Organization")
     ),
     _param(
         "directory-location-latitude",

@@ -26,8 +26,18 @@ from socle.referentials.directory.codes import display
 from socle.referentials.directory.communes import Commune, communes
 from socle.referentials.directory.extraction import ACTIVITY_COLUMNS
 from socle.referentials.directory.finess_file import wgs84_to_lambert93
+from socle.referentials.directory.mssante_file import MSSANTE_COLUMNS
 
-__all__ = ["SyntheticGP", "gp_count", "general_practitioner", "general_practitioners_in", "write_extraction"]
+__all__ = [
+    "MSSANTE_FILE",
+    "SyntheticGP",
+    "gp_count",
+    "general_practitioner",
+    "general_practitioners_in",
+    "write_extraction",
+]
+
+MSSANTE_FILE = "Extraction_Correspondance_MSSante_synthetic.txt"
 
 _SURNAMES = (
     "Martin Bernard Thomas Petit Robert Richard Durand Dubois Moreau Laurent Simon Michel Lefèvre Leroy Roux "
@@ -178,6 +188,7 @@ class _Writer:
         self.establishments: list[tuple[str, str, str, str, Commune]] = []  # (EG, EJ, cat, name, commune)
         self._finess_serial = 0
         self.cabinets: dict[str, list[dict[str, str]]] = {}  # liberal sites by commune, for sharing
+        self.mailboxes: list[str] = []  # MSSanté extraction lines not yet written
 
     def _finess(self, commune: Commune) -> str:
         self._finess_serial += 1
@@ -236,13 +247,22 @@ class _Writer:
         email = ""
         if rng.random() < mss and profession in _MSS_DOMAIN:
             email = f"{_ascii(given)}.{_ascii(family)}{i}@{_MSS_DOMAIN[profession]}.mssante.fr"
+        # Every MSSanté address is in the MSSanté extraction; a third also in the person file's e-mail
+        # column (as some real lines have), decided without the RNG so the files stay comparable.
+        listed = email if i % 3 == 0 else ""
         activities = 1 if rng.random() < 0.8 else 2
-        for _ in range(activities):
+        for n in range(activities):
             mode = rng.choices(("L", "S"), weights=mode_weights)[0]
             site = self.site(mode, town, profession)
+            if email and n == 0:
+                self.mailboxes.append(
+                    _mailbox_line(
+                        "PER", email, id_type, ident, site, title[0], family, given, profession, skills[0]
+                    )
+                )
             for skill in skills:
                 yield self.line(
-                    id_type, ident, title, civility, family, given, profession, skill, mode, site, email
+                    id_type, ident, title, civility, family, given, profession, skill, mode, site, listed
                 )
             town = town if rng.random() < 0.7 else rng.choice(_towns())
 
@@ -393,6 +413,41 @@ class _Writer:
             yield f"geolocalisation;{eg};{x:.1f};{y:.1f};{source};2025-06-01"
 
 
+def _mailbox_line(
+    kind: str,
+    address: str,
+    id_type: str,
+    ident: str,
+    site: dict[str, str],
+    title: str = "",
+    family: str = "",
+    given: str = "",
+    profession: str = "",
+    skill: str = "",
+) -> str:
+    """One line of the MSSanté extraction (31 `|` fields, see `mssante_file`)."""
+    f = [""] * len(MSSANTE_COLUMNS)
+    f[0], f[1] = kind, address
+    if ident:
+        f[2], f[3], f[4] = id_type, ident, id_type + ident
+    if site.get("finess"):
+        f[5], f[6] = "1", "1" + site["finess"]  # idNat_Struct of a FINESS establishment
+    elif site.get("tech"):
+        f[5], f[6] = "", site["tech"]
+    f[7] = "Secrétariat médical" if kind == "ORG" else ""
+    f[8], f[9], f[10] = title, family, given
+    if profession:
+        f[11], f[12], f[13], f[14] = "C", "Civil", profession, _PROFESSION_LABEL[profession]
+    if skill:
+        f[15], f[16] = skill, display("TRE_R38", skill) or skill
+    f[17] = "O" if kind == "PER" else ""
+    f[18] = site.get("name", "")
+    f[22], f[24], f[25] = site.get("num", ""), site.get("street_code", ""), site.get("street", "")
+    f[27] = f"{site.get('postcode', '')} {site.get('city', '').upper()}".strip()
+    f[28], f[29], f[30] = site.get("postcode", ""), site.get("dept", ""), "France"
+    return "|".join(f)
+
+
 def _ascii(text: str) -> str:
     import unicodedata
 
@@ -403,16 +458,33 @@ def _ascii(text: str) -> str:
 def write_extraction(
     out: Path, professionals: int, *, seed: int = 1, encoding: str = "utf-8"
 ) -> tuple[Path, Path, int]:
-    """Write the person/activity file and the FINESS file; (person file, FINESS file, person lines)."""
+    """Write the person/activity, FINESS and MSSanté files; (person file, FINESS file, person lines).
+
+    The MSSanté extraction is `out / MSSANTE_FILE`: a personal mailbox for each professional whose
+    person lines carry an MSSanté address, an organisational one for each hospital or clinic.
+    """
     out.mkdir(parents=True, exist_ok=True)
     writer = _Writer(seed, professionals)
     people = out / "PS_LibreAcces_Personne_activite_synthetic.txt"
     count = 0
-    with open(people, "w", encoding=encoding, errors="replace", newline="\n") as handle:
+    with (
+        open(people, "w", encoding=encoding, errors="replace", newline="\n") as handle,
+        open(out / MSSANTE_FILE, "w", encoding="utf-8", newline="\n") as mailboxes,
+    ):
         handle.write("|".join(ACTIVITY_COLUMNS) + "|\n")
+        mailboxes.write("|".join(MSSANTE_COLUMNS) + "\n")
         for line in writer.lines():
             handle.write(line + "\n")
             count += 1
+            if writer.mailboxes:
+                mailboxes.writelines(m + "\n" for m in writer.mailboxes)
+                writer.mailboxes.clear()
+        for eg, _, cat, name, town in writer.establishments:  # hospitals' organisational mailboxes
+            if cat in ("355", "106", "128"):
+                site = {"finess": eg, "name": name, "postcode": town.postcodes[0] if town.postcodes else ""}
+                mailboxes.write(
+                    _mailbox_line("ORG", f"secretariat@{eg}.etab.mssante.fr", "", "", site) + "\n"
+                )
     finess = out / "etalab_cs1100507_stock_synthetic.csv"
     with open(finess, "w", encoding="latin-1", errors="replace", newline="\n") as handle:
         for line in writer.finess_lines():

@@ -64,7 +64,7 @@ def main() -> None:
             with_id_token=False,
         )["access_token"]
     store = Store(engine)
-    open_app = create_app(Settings(**base), store=store)  # type: ignore[arg-type]
+    open_app = create_app(Settings(**base, auth_required=False), store=store)  # type: ignore[arg-type]
     closed_app = create_app(settings, store=store)
     with TestClient(open_app) as open_client, TestClient(closed_app) as closed_client:
         open_client.put("/fhir/Patient/p1", json={"resourceType": "Patient", "id": "p1"})

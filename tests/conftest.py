@@ -24,6 +24,9 @@ from socle.config import Settings
 from socle.store.engine import make_engine
 from socle.store.migrate import upgrade
 from socle.store.repository import Store
+from socle.trust.auth.clients import add_client, get_client
+from socle.trust.auth.grants import token_response
+from tests.server import MASTER_KEY, SYSTEM_SCOPE, TEST_CLIENT
 
 PG_URL = os.environ.get("SOCLE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/test")
 SHARED = Path(__file__).resolve().parents[2] / "shared"
@@ -92,11 +95,37 @@ def database_url(backend: str, tmp_path: Path) -> Iterator[str]:
 
 @pytest.fixture
 def client(engine: Engine) -> Iterator[TestClient]:
-    """The ASGI app in-process (httpx under Starlette's TestClient), on each backend."""
-    settings = Settings(database_url="sqlite://", max_body_bytes=2_000_000, base_url="http://testserver/fhir")
+    """The ASGI app in-process (httpx under Starlette's TestClient), on each backend.
+
+    The FHIR API is protected (`Settings.auth_required`), so every request carries a real system
+    token, minted in this database the way `socle clients add socle-tests --scope system/*.cruds`
+    and `socle token --client-id socle-tests --scope system/*.cruds` do (see `system_token`): the
+    principal is the platform itself (`kind: system`), as when these tests ran without protection.
+    """
+    settings = Settings(
+        database_url="sqlite://",
+        max_body_bytes=2_000_000,
+        base_url="http://testserver/fhir",
+        auth_master_key=MASTER_KEY,
+    )
+    token = system_token(engine, settings)
     app = create_app(settings, store=Store(engine))
-    with TestClient(app, raise_server_exceptions=False) as test_client:
+    headers = {"Authorization": f"Bearer {token}"}
+    with TestClient(app, raise_server_exceptions=False, headers=headers) as test_client:
         yield test_client
+
+
+def system_token(engine: Engine, settings: Settings, issuer: str = "http://testserver") -> str:
+    """An operator token for the client `socle-tests` (registered here if missing), with the grant
+    `socle token` builds for a non-backend client: the commands' own functions, without a Typer
+    runner per test. Its secret is never used, so it is hashed at the lowest cost."""
+    with engine.begin() as conn:
+        if get_client(conn, TEST_CLIENT) is None:
+            cheap = settings.model_copy(update={"argon2_time_cost": 1, "argon2_memory_kib": 1024})
+            add_client(conn, cheap, TEST_CLIENT, kind="confidential", scope=SYSTEM_SCOPE)
+        grant = {"sub": TEST_CLIENT, "client_id": TEST_CLIENT, "scope": SYSTEM_SCOPE, "kind": "system"}
+        body = token_response(conn, settings, issuer, grant, family=None, with_id_token=False)
+    return str(body["access_token"])
 
 
 def synthea_bundles() -> list[tuple[str, dict[str, Any]]]:

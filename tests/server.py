@@ -4,6 +4,14 @@ The in-process ASGI transport cannot show what these tests look for: two HTTP re
 separate threads of a real server, a process killed by the kernel in the middle of a transaction,
 or the bytes a third-party client really puts on the wire. So the server is started exactly as an
 operator starts it, on a free port, and always stopped at the end, even when the test fails.
+
+The FHIR API needs a bearer token (`Settings.auth_required`), so once the server answers, a token is
+obtained the way an operator does: `socle clients add socle-tests --scope system/*.cruds` then
+`socle token --client-id socle-tests --scope system/*.cruds` against the server's database. Its
+principal is the platform itself (`kind: system`), as every request was before protection. The
+commands run in-process through Typer's runner: the same code as the console script, without a
+second interpreter start-up. `LiveServer.headers` carries the token. The master key of the signing
+keys is one per test session.
 """
 
 from __future__ import annotations
@@ -23,9 +31,18 @@ from pathlib import Path
 from typing import IO
 
 import httpx
+from cryptography.fernet import Fernet
+from typer.testing import CliRunner
 
-STARTUP_TIMEOUT = 30.0
+STARTUP_TIMEOUT = 90.0  # generous: the machine running the suite is often shared and loaded
 STOP_TIMEOUT = 10.0
+TEST_CLIENT = "socle-tests"
+SYSTEM_SCOPE = "system/*.cruds"
+# One master key (encrypting the signing keys at rest) for every server of this test session, so
+# that a server restarted on the same database can still sign; never the operator's var/ key file.
+MASTER_KEY = os.environ.get("SOCLE_AUTH_MASTER_KEY") or Fernet.generate_key().decode()
+# Operator tokens for tests outlive the longest test (the default lifetime is 10 minutes).
+TOKEN_TTL = "86400"
 
 
 def socle_command() -> list[str]:
@@ -54,6 +71,17 @@ class LiveServer:
     database_url: str
     process: subprocess.Popen[bytes]
     _stderr: IO[bytes]
+    token: str = ""
+
+    @property
+    def origin(self) -> str:
+        """`http://127.0.0.1:P`: the issuer of the tokens (the FHIR base is `{origin}/fhir`)."""
+        return self.url.removesuffix("/fhir")
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """`Authorization: Bearer …` with the operator's system token."""
+        return {"Authorization": f"Bearer {self.token}"}
 
     @property
     def pid(self) -> int:
@@ -88,8 +116,59 @@ class LiveServer:
             self._stderr.close()
 
 
-def start_server(database_url: str, *, timeout: float = STARTUP_TIMEOUT, attempts: int = 3) -> LiveServer:
-    """Start `socle serve` on a free port and return once `GET /fhir/metadata` answers 200."""
+def server_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a test server and of the operator commands run against its database."""
+    return {**os.environ, "PYTHONUNBUFFERED": "1", "SOCLE_AUTH_MASTER_KEY": MASTER_KEY, **(extra or {})}
+
+
+def operator_token(database_url: str, issuer: str, scope: str = SYSTEM_SCOPE) -> str:
+    """`socle clients add socle-tests` (once per database), then `socle token`: the token."""
+    from socle.cli import app
+    from socle.config import get_settings
+
+    env = {
+        "SOCLE_AUTH_MASTER_KEY": MASTER_KEY,
+        "SOCLE_ACCESS_TOKEN_TTL": TOKEN_TTL,
+        # The client's secret is never used: hash it at the lowest cost.
+        "SOCLE_ARGON2_TIME_COST": "1",
+        "SOCLE_ARGON2_MEMORY_KIB": "1024",
+    }
+    runner = CliRunner()
+    get_settings.cache_clear()  # the commands read their settings from `env`
+    try:
+        added = runner.invoke(
+            app, ["clients", "add", TEST_CLIENT, "--scope", scope, "--database", database_url], env=env
+        )
+        assert added.exit_code == 0 or "already exists" in added.output, added.output  # a restart
+        minted = runner.invoke(
+            app,
+            [
+                "token",
+                "--client-id",
+                TEST_CLIENT,
+                "--scope",
+                scope,
+                "--issuer",
+                issuer,
+                "--database",
+                database_url,
+            ],
+            env=env,
+        )
+        assert minted.exit_code == 0, minted.output
+    finally:
+        get_settings.cache_clear()
+    return minted.output.strip().splitlines()[-1]
+
+
+def start_server(
+    database_url: str,
+    *,
+    timeout: float = STARTUP_TIMEOUT,
+    attempts: int = 3,
+    env: dict[str, str] | None = None,
+) -> LiveServer:
+    """Start `socle serve` on a free port; return once `GET /fhir/metadata` answers 200, with a token."""
     last_error = ""
     for _ in range(attempts):
         port = free_port()
@@ -108,11 +187,12 @@ def start_server(database_url: str, *, timeout: float = STARTUP_TIMEOUT, attempt
             stdin=subprocess.DEVNULL,
             stdout=stderr,
             stderr=stderr,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env=server_env(env),
         )
         server = LiveServer(f"http://127.0.0.1:{port}/fhir", database_url, process, stderr)
         try:
             _wait_ready(server, timeout)
+            server.token = operator_token(database_url, server.origin)
             return server
         except _PortTaken:
             last_error = server.stderr_text()
@@ -153,9 +233,11 @@ def _wait_ready(server: LiveServer, timeout: float) -> None:
 
 
 @contextmanager
-def running_server(database_url: str, *, timeout: float = STARTUP_TIMEOUT) -> Iterator[LiveServer]:
+def running_server(
+    database_url: str, *, timeout: float = STARTUP_TIMEOUT, env: dict[str, str] | None = None
+) -> Iterator[LiveServer]:
     """A server for the duration of the block, stopped (or reaped, if a test killed it) on exit."""
-    server = start_server(database_url, timeout=timeout)
+    server = start_server(database_url, timeout=timeout, env=env)
     try:
         yield server
     finally:

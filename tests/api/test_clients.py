@@ -25,8 +25,8 @@ pytestmark = pytest.mark.slow
 SYSTEM = "urn:socle-test:clients"
 
 
-async def fhirpy_crud(base_url: str) -> None:
-    client = AsyncFHIRClient(base_url)
+async def fhirpy_crud(base_url: str, token: str) -> None:
+    client = AsyncFHIRClient(base_url, authorization=f"Bearer {token}")
     value = uuid.uuid4().hex
     identifier = f"{SYSTEM}|{value}"
 
@@ -59,15 +59,18 @@ async def fhirpy_crud(base_url: str) -> None:
 
 
 def test_fhirpy_async_client_crud(server: LiveServer) -> None:
-    asyncio.run(fhirpy_crud(server.url))
+    asyncio.run(fhirpy_crud(server.url, server.token))
 
 
-def smart(base_url: str) -> smart_client.FHIRClient:
-    return smart_client.FHIRClient(settings={"app_id": "socle-test", "api_base": base_url})
+def smart(server: LiveServer) -> smart_client.FHIRClient:
+    """The SMART client with the operator's token on its session (its OAuth flows: tests/e2e)."""
+    client = smart_client.FHIRClient(settings={"app_id": "socle-test", "api_base": server.url})
+    client.server.session.headers.update(server.headers)
+    return client
 
 
 def test_fhirclient_crud(server: LiveServer) -> None:
-    fhir = smart(server.url)
+    fhir = smart(server)
     try:
         value = uuid.uuid4().hex
         patient = Patient(
@@ -104,7 +107,7 @@ def test_fhirclient_crud(server: LiveServer) -> None:
 
 def test_fhirclient_parses_the_capability_statement(server: LiveServer) -> None:
     """The SMART client reads /metadata into its strict CapabilityStatement model before anything else."""
-    fhir = smart(server.url)
+    fhir = smart(server)
     try:
         fhir.prepare()
         capability = fhir.server.capabilityStatement

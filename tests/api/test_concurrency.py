@@ -28,7 +28,7 @@ T = TypeVar("T")
 
 
 def client(server: LiveServer) -> httpx.Client:
-    return httpx.Client(base_url=server.url, headers=FHIR, timeout=60.0)
+    return httpx.Client(base_url=server.url, headers={**FHIR, **server.headers}, timeout=60.0)
 
 
 def run_threads(count: int, work: Callable[[int, threading.Barrier], T]) -> list[T]:

@@ -171,13 +171,13 @@ class Post:
     finished: float | None = field(default=None)
 
 
-def post_in_thread(url: str, body: bytes) -> Post:
+def post_in_thread(url: str, body: bytes, token: dict[str, str]) -> Post:
     post = Post(threading.Thread(target=lambda: None), threading.Event(), time.monotonic())
 
     def send() -> None:
         try:
             with httpx.Client(timeout=300.0) as client:
-                post.response = client.post(url, content=body, headers=FHIR)
+                post.response = client.post(url, content=body, headers={**FHIR, **token})
         except BaseException as exc:  # the kill shows up here as a transport error
             post.error = exc
         finally:
@@ -211,10 +211,12 @@ def warm_up(server: LiveServer, probe: Probe, size: int) -> float:
     """
     with httpx.Client(timeout=120.0) as client:
         primed = client.post(
-            server.url, content=orjson.dumps(transaction("priming", PRIMING_SIZE)), headers=FHIR
+            server.url,
+            content=orjson.dumps(transaction("priming", PRIMING_SIZE)),
+            headers={**FHIR, **server.headers},
         )
         assert primed.status_code == 200, primed.text
-    post = post_in_thread(server.url, orjson.dumps(transaction("warmup", size)))
+    post = post_in_thread(server.url, orjson.dumps(transaction("warmup", size)), server.headers)
     opened = wait_for(lambda: probe.is_open() or post.done.is_set(), post.started + 120)
     opened_at = time.monotonic()
     if opened and not post.done.is_set():
@@ -234,7 +236,7 @@ def crash_during_transaction(
     """
     run = uuid.uuid4().hex[:8]
     body = orjson.dumps(transaction(run, size))
-    post = post_in_thread(server.url, body)
+    post = post_in_thread(server.url, body, server.headers)
     # The body is read and parsed before the transaction starts: wait for the transaction itself.
     opened = wait_for(lambda: probe.is_open() or post.done.is_set(), post.started + 30 + 4 * expected)
     if post.done.is_set() or not opened:
@@ -313,7 +315,7 @@ def test_sigkill_mid_transaction_leaves_all_or_nothing(database_url: str) -> Non
             # A new server on the same database starts cleanly, serves reads and takes writes.
             with (
                 running_server(database_url) as server,
-                httpx.Client(base_url=server.url, headers=FHIR) as client,
+                httpx.Client(base_url=server.url, headers={**FHIR, **server.headers}) as client,
             ):
                 found = client.get("Patient", params={"identifier": f"{SYSTEM}|warmup"})
                 assert found.status_code == 200, found.text

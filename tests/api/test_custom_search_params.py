@@ -134,13 +134,17 @@ def test_parameters_stored_by_another_process_are_picked_up(engine: Engine, clie
 
 def test_two_server_processes_share_custom_parameters(database_url: str) -> None:
     with running_server(database_url) as first, running_server(database_url) as second:
-        with httpx.Client(timeout=30) as http:
-            create(http, patient("Dupont", "Lyon"), first.url)
-            create(http, birth_place(), first.url)
-            create(http, patient("Martin", "Paris"), second.url)  # second indexes it: registry is fresh
-            assert found(http, "birth-place=paris", first.url) == ["Martin"]
-            assert http.post(f"{second.url}/$reindex").status_code == 200
-            assert found(http, "birth-place=lyon", first.url) == ["Dupont"]
+        # Each server is its own token issuer (its origin): one operator token per server.
+        with (
+            httpx.Client(timeout=30, headers=first.headers) as to_first,
+            httpx.Client(timeout=30, headers=second.headers) as to_second,
+        ):
+            create(to_first, patient("Dupont", "Lyon"), first.url)
+            create(to_first, birth_place(), first.url)
+            create(to_second, patient("Martin", "Paris"), second.url)  # second indexes it: registry is fresh
+            assert found(to_first, "birth-place=paris", first.url) == ["Martin"]
+            assert to_second.post(f"{second.url}/$reindex").status_code == 200
+            assert found(to_first, "birth-place=lyon", first.url) == ["Dupont"]
 
 
 def test_reindex_counts_and_errors(client: TestClient) -> None:

@@ -636,7 +636,8 @@ def report(problems: list[str], what: str) -> str:
 
 @pytest.fixture
 def seeds(server: LiveServer) -> Seeds:
-    with httpx.Client(base_url=server.url, headers={"Content-Type": "application/fhir+json"}) as client:
+    headers = {"Content-Type": "application/fhir+json", **server.headers}
+    with httpx.Client(base_url=server.url, headers=headers) as client:
         created = client.post("Patient", json={"resourceType": "Patient", "name": [{"family": "Seed"}]})
         assert created.status_code == 201, created.text
         patient_id = created.json()["id"]
@@ -648,7 +649,7 @@ def seeds(server: LiveServer) -> Seeds:
 
 @pytest.fixture
 def http(server: LiveServer) -> Iterator[httpx.Client]:
-    with httpx.Client(timeout=60.0) as client:
+    with httpx.Client(timeout=60.0, headers=server.headers) as client:  # the operator's token
         yield client
 
 
@@ -924,6 +925,7 @@ def test_schemathesis_cases_never_get_a_5xx(server: LiveServer, seeds: Seeds) ->
     )
     problems: list[str] = []
     session = requests.Session()
+    session.headers.update(server.headers)  # the operator's token
 
     sent: list[schemathesis.Case[Any]] = []
 

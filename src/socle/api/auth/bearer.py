@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from socle.api.auth._common import issuer_of
+from socle.api.auth.discovery import oidc_configuration
 from socle.config import Settings
 from socle.fhir.errors import Forbidden
 from socle.store.repository import Store
@@ -34,6 +36,8 @@ def protect(handler: Handler, store: Store, settings: Settings) -> Handler:
         if not settings.auth_required:
             request.state.principal = SYSTEM_PRINCIPAL
             return await handler(request)
+        if path == "metadata":
+            return advertise_security(await handler(request), issuer_of(request, settings))
         if path in PUBLIC_PATHS:
             return await handler(request)
         header = request.headers.get("authorization", "")
@@ -63,6 +67,52 @@ def protect(handler: Handler, store: Store, settings: Settings) -> Handler:
         return await handler(request)
 
     return protected
+
+
+# SMART App Launch §"Conformance": the OAuth endpoints in the CapabilityStatement, for clients (like
+# the Python `fhirclient`) that read them there rather than in `.well-known/smart-configuration`.
+_OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+_SMART_SERVICE = "http://terminology.hl7.org/CodeSystem/restful-security-service"
+
+
+def advertise_security(response: Response, issuer: str) -> Response:
+    """Add `rest.security` (SMART-on-FHIR, OAuth URIs) to a CapabilityStatement answered with a body."""
+    if response.status_code != 200 or not response.body:
+        return response
+    try:
+        statement = orjson.loads(response.body)
+    except orjson.JSONDecodeError:
+        return response
+    if not isinstance(statement, dict) or statement.get("resourceType") != "CapabilityStatement":
+        return response
+    endpoints = oidc_configuration(issuer)
+    uris = {
+        "authorize": endpoints["authorization_endpoint"],
+        "token": endpoints["token_endpoint"],
+        "revoke": endpoints["revocation_endpoint"],
+        "introspect": endpoints["introspection_endpoint"],
+    }
+    security = {
+        "cors": False,
+        "service": [
+            {
+                "coding": [{"system": _SMART_SERVICE, "code": "SMART-on-FHIR"}],
+                "text": "OAuth 2.0 bearer tokens (SMART App Launch v2, SMART Backend Services)",
+            }
+        ],
+        "extension": [
+            {
+                "url": _OAUTH_URIS,
+                "extension": [{"url": name, "valueUri": uri} for name, uri in uris.items()],
+            }
+        ],
+        "description": f"Bearer tokens from {issuer} (see {issuer}/fhir/.well-known/smart-configuration)",
+    }
+    for rest in statement.get("rest") or []:
+        if isinstance(rest, dict):
+            rest["security"] = security
+    headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+    return Response(orjson.dumps(statement), status_code=200, headers=headers)
 
 
 def _quote(text: str) -> str:

@@ -25,13 +25,21 @@ from tests.api.test_auth_backend import auth_settings
 REDIRECT = "http://app.example/callback"
 TOTP_SECRET = pyotp.random_base32()
 PRO_ID = "810001234567"
+LOGGED_OUT = "http://app.example/logged-out"
 
 
 @pytest.fixture
 def browser(engine: Engine, tmp_path: Path) -> Iterator[TestClient]:
     settings = auth_settings(tmp_path)
     with engine.begin() as conn:
-        add_client(conn, settings, "app", kind="public", redirect_uris=[REDIRECT])
+        add_client(
+            conn,
+            settings,
+            "app",
+            kind="public",
+            redirect_uris=[REDIRECT],
+            post_logout_redirect_uris=[LOGGED_OUT],
+        )
         create_account(
             conn,
             settings,
@@ -261,3 +269,48 @@ def test_citizen_code_by_outbox_and_guardian_delegation(browser: TestClient, eng
     claims = jwt.decode(token["access_token"], KeySet.import_key_set(browser.get("/auth/jwks").json())).claims
     assert claims["act"]["fhirUser"] == "Patient/claire" and claims["relationship"] == "guardian"
     assert claims["kind"] == "citizen"
+
+
+def test_rp_initiated_logout(browser: TestClient) -> None:
+    """OIDC RP-Initiated Logout 1.0: advertised, ends the session, returns only to a registered URI."""
+    config = browser.get("/.well-known/openid-configuration").json()
+    assert config["end_session_endpoint"] == "http://testserver/auth/logout"
+    verifier = "o" * 64
+    authorize = (
+        f"/auth/authorize?response_type=code&client_id=app&redirect_uri={REDIRECT}&scope=openid"
+        f"&code_challenge={create_s256_code_challenge(verifier)}&code_challenge_method=S256"
+    )
+    final = login_professional(browser, authorize)
+    code = parse_qs(urlparse(final).query)["code"][0]
+    id_token = browser.post(
+        "/auth/token",
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "client_id": "app",
+            "code_verifier": verifier,
+        },
+    ).json()["id_token"]
+    # Not registered for logout (even the login redirect URI): logged out, but no redirect.
+    for wanted in (REDIRECT, "http://evil.example/"):
+        shown = browser.get(
+            "/auth/logout", params={"id_token_hint": id_token, "post_logout_redirect_uri": wanted}
+        )
+        assert shown.status_code == 200 and "location" not in shown.headers
+    # A forged hint is not believed either.
+    forged = id_token[:-4] + ("AAAA" if not id_token.endswith("AAAA") else "BBBB")
+    shown = browser.get(
+        "/auth/logout", params={"id_token_hint": forged, "post_logout_redirect_uri": LOGGED_OUT}
+    )
+    assert "location" not in shown.headers
+    # The session is back (a new login), then logout with a good hint returns with the state.
+    login_professional(browser, authorize)
+    out = browser.get(
+        "/auth/logout",
+        params={"id_token_hint": id_token, "post_logout_redirect_uri": LOGGED_OUT, "state": "bye"},
+    )
+    assert out.status_code == 303 and out.headers["location"] == f"{LOGGED_OUT}?state=bye"
+    assert "socle_session" in out.headers["set-cookie"] and "Max-Age=0" in out.headers["set-cookie"]
+    # The session is gone: the next authorization asks for a login again.
+    assert browser.get(authorize).headers["location"] == "/auth/login"

@@ -1,9 +1,15 @@
-"""`socle clients …` and `socle token`: the authorization server for operators.
+"""`socle clients …`, `socle token`, `socle accounts …`, `socle launch create`: the authorization
+server for operators.
 
 - `socle clients add ID [--public|--confidential|--backend] [--redirect-uri URI]… [--jwks-url URL]`
 - `socle clients list`, `socle clients remove ID`
 - `socle token --client-id ID --scope S`: an operator with database access mints an access token
   for a registered client (as a client_credentials grant would), printed on the last line.
+- `socle accounts add-professional IDNAT` (refused unless the idNat_PS is in the directory),
+  `socle accounts add-citizen --patient ID --email E` (refused unless the identity is QUAL),
+  `socle accounts list`, `socle accounts outbox`
+- `socle launch create --patient ID --client-id ID [--encounter ID]`: a SMART EHR launch context,
+  the `launch` value printed on the last line.
 """
 
 from __future__ import annotations
@@ -33,6 +39,10 @@ def clients_add(
     redirect_uri: Annotated[
         list[str] | None, typer.Option("--redirect-uri", help="Allowed redirect URI.")
     ] = None,
+    post_logout_redirect_uri: Annotated[
+        list[str] | None,
+        typer.Option("--post-logout-redirect-uri", help="Allowed RP-initiated logout return URI."),
+    ] = None,
     jwks_url: Annotated[str | None, typer.Option("--jwks-url", help="Backend client's JWKS URL.")] = None,
     jwks_file: Annotated[
         Path | None, typer.Option("--jwks-file", help="Backend client's JWKS (inline).")
@@ -61,6 +71,7 @@ def clients_add(
                 scope=scope,
                 jwks_uri=jwks_url,
                 jwks=jwks,
+                post_logout_redirect_uris=list(post_logout_redirect_uri or []),
             )
     except ValueError as exc:
         console.print(f"[red]error:[/] {exc}", highlight=False)
@@ -136,3 +147,148 @@ def token(
         engine.dispose()
     console.print(f"issuer {iss}, scope {granted}, expires in {body['expires_in']} s", highlight=False)
     typer.echo(body["access_token"])
+
+
+# -- accounts ---------------------------------------------------------------------------------
+
+accounts_app = typer.Typer(help="People's accounts (professionals, citizens).", no_args_is_help=True)
+
+
+@accounts_app.command("add-professional")
+def accounts_add_professional(
+    idnat: Annotated[str, typer.Argument(help="idNat_PS of a Practitioner in the directory.")],
+    password: Annotated[
+        str, typer.Option("--password", prompt=True, hide_input=True, help="Initial password.")
+    ],
+    totp: Annotated[
+        bool, typer.Option("--totp/--no-totp", help="Generate a TOTP secret (printed once).")
+    ] = True,
+    database: DatabaseOption = None,
+) -> None:
+    """A professional's account; refused when the idNat_PS is not in the directory."""
+    import pyotp
+
+    from socle.services.enrolment import EnrolmentRefused, add_professional
+    from socle.store.repository import Store
+
+    secret = pyotp.random_base32() if totp else None
+    engine = open_engine(database)
+    try:
+        with engine.begin() as conn:
+            account = add_professional(
+                Store(engine), conn, get_settings(), idnat, password=password, totp_secret=secret
+            )
+    except EnrolmentRefused as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    console.print(f"account {idnat} created for {account.claims['fhirUser']}", highlight=False)
+    if secret:
+        console.print("TOTP secret (shown once):")
+        typer.echo(secret)
+
+
+@accounts_app.command("add-citizen")
+def accounts_add_citizen(
+    patient: Annotated[str, typer.Option("--patient", help="Patient id with a QUALIFIED INS identity.")],
+    email: Annotated[str, typer.Option("--email", help="Login and delivery address.")],
+    database: DatabaseOption = None,
+) -> None:
+    """A citizen's account (inactive until `/activation`); the activation code goes through the
+    delivery interface (outbox or SMTP)."""
+    from socle.services.enrolment import EnrolmentRefused, add_citizen
+    from socle.store.repository import Store
+
+    engine = open_engine(database)
+    try:
+        with engine.begin() as conn:
+            add_citizen(Store(engine), conn, get_settings(), patient_id=patient, email=email)
+    except EnrolmentRefused as exc:
+        console.print(f"[red]error:[/] {exc}", highlight=False)
+        raise typer.Exit(1) from None
+    finally:
+        engine.dispose()
+    console.print(f"account {email} created for Patient/{patient}; activation code sent", highlight=False)
+
+
+@accounts_app.command("list")
+def accounts_list(database: DatabaseOption = None) -> None:
+    """List the accounts (no secrets)."""
+    from sqlalchemy import select
+
+    from socle.trust.auth.schema import auth_account
+
+    engine = open_engine(database)
+    with engine.connect() as conn:
+        rows = list(conn.execute(select(auth_account).order_by(auth_account.c.kind, auth_account.c.login)))
+    engine.dispose()
+    table = Table("login", "kind", "fhirUser", "active", "TOTP")
+    for r in rows:
+        table.add_row(
+            r.login, r.kind, str(r.claims.get("fhirUser", "")), str(r.active), str(bool(r.totp_secret))
+        )
+    Console().print(table)
+
+
+@accounts_app.command("outbox")
+def accounts_outbox(
+    recipient: Annotated[str | None, typer.Option("--to", help="Only messages to this address.")] = None,
+    database: DatabaseOption = None,
+) -> None:
+    """The local outbox (the demo's mailbox): activation and one-time codes."""
+    from socle.trust.auth.accounts import outbox
+
+    engine = open_engine(database)
+    with engine.connect() as conn:
+        messages = outbox(conn, recipient)
+    engine.dispose()
+    for m in messages:
+        typer.echo(f"--- to {m['recipient']}: {m['subject']}\n{m['body']}")
+
+
+# -- SMART EHR launch -----------------------------------------------------------------------------
+
+launch_app = typer.Typer(help="SMART EHR launch contexts.", no_args_is_help=True)
+
+
+@launch_app.command("create")
+def launch_create(
+    patient: Annotated[str, typer.Option("--patient", help="Patient id in context.")],
+    client_id: Annotated[str, typer.Option("--client-id", help="The app the context is for.")],
+    encounter: Annotated[str | None, typer.Option("--encounter", help="Encounter id in context.")] = None,
+    ttl: Annotated[int, typer.Option("--ttl", min=10, max=3600, help="Seconds before it expires.")] = 300,
+    database: DatabaseOption = None,
+) -> None:
+    """Create a single-use launch context; prints the `launch` value on the last line."""
+    from socle.store.access import SYSTEM
+    from socle.store.repository import Store
+    from socle.trust.auth.clients import get_client
+    from socle.trust.auth.launch import create_launch
+
+    engine = open_engine(database)
+    try:
+        with engine.begin() as conn:
+            store = Store(engine)
+            problem = None
+            if get_client(conn, client_id) is None:
+                problem = f"no client {client_id!r}"
+            elif not store.find(conn, "Patient", f"_id={patient}", SYSTEM):
+                problem = f"no Patient {patient!r}"
+            elif encounter and not store.find(conn, "Encounter", f"_id={encounter}", SYSTEM):
+                problem = f"no Encounter {encounter!r}"
+            if problem:
+                console.print(f"[red]error:[/] {problem}", highlight=False)
+                raise typer.Exit(1)
+            launch = create_launch(
+                conn,
+                client_id=client_id,
+                patient=patient,
+                encounter=encounter,
+                created_by="operator",
+                ttl=ttl,
+            )
+    finally:
+        engine.dispose()
+    console.print(f"launch context for Patient/{patient} ({client_id}), single use, {ttl} s", highlight=False)
+    typer.echo(launch)

@@ -103,3 +103,40 @@ def demo_generate(
     )
     for path in summary.files:
         console.print(f"  {path}", highlight=False)
+
+
+@demo_app.command("accounts")
+def demo_accounts(
+    database: Annotated[
+        str | None, typer.Option("--database", help="Database (default: SOCLE_DATABASE_URL).")
+    ] = None,
+) -> None:
+    """Demo people (a GP, a pharmacist, a nurse, a citizen and her child) with their directory and
+    identity records and accounts, and a demo SMART app; prints the logins (demo only)."""
+    from socle.config import get_settings
+    from socle.services.demo_people import DEMO_APP, DEMO_APP_REDIRECT, load_demo_people
+    from socle.store.engine import make_engine
+    from socle.store.migrate import upgrade
+    from socle.store.repository import Store
+
+    settings = get_settings()
+    engine = make_engine(database or settings.database_url)
+    upgrade(engine)
+    try:
+        with engine.begin() as conn:
+            credentials = load_demo_people(Store(engine), conn, settings)
+    finally:
+        engine.dispose()
+    if not credentials:
+        console.print("demo accounts already present (nothing printed again)")
+        return
+    lines = ["", "Comptes de démonstration (fictifs, pour la démo uniquement)"]
+    for c in credentials:
+        totp = f", secret TOTP {c.totp_secret}" if c.totp_secret else ", code à usage unique dans l'outbox"
+        lines.append(f"  {c.role} : identifiant {c.login}, mot de passe {c.password}{totp} ({c.fhir_user})")
+    lines += [
+        f"  Application SMART publique : client_id {DEMO_APP}, redirect_uri {DEMO_APP_REDIRECT}",
+        "  Code TOTP du moment : .venv/bin/python -c \"import pyotp; print(pyotp.TOTP('SECRET').now())\"",
+        "  Messages envoyés (codes) : .venv/bin/socle accounts outbox --database …",
+    ]
+    typer.echo("\n".join(lines))

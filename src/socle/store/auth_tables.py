@@ -19,11 +19,13 @@ from socle.store.schema import metadata
 __all__ = [
     "auth_account",
     "auth_attempt",
+    "auth_challenge",
     "auth_client",
     "auth_code",
     "auth_delegation",
     "auth_flow",
     "auth_key",
+    "auth_launch",
     "auth_outbox",
     "auth_refresh",
     "auth_revoked",
@@ -181,4 +183,33 @@ auth_outbox = Table(
     Column("subject", String(200), nullable=False),
     Column("body", Text, nullable=False),
     Column("created_at", BigInteger, nullable=False),
+)
+
+# -- migration 0010 ----------------------------------------------------------------------------
+
+auth_launch = Table(
+    "auth_launch",
+    metadata,
+    # A SMART EHR launch context (App Launch v2 §"EHR launch"): created by the professional's side,
+    # bound to one client, single use (`used`), short-lived. Only the hash of the `launch` value is kept.
+    Column("launch_hash", String(64), primary_key=True),
+    Column("client_id", String(100), nullable=False),
+    Column("patient", String(64), nullable=False),
+    Column("encounter", String(64), nullable=True),
+    Column("created_by", String(100), nullable=False),  # account id, or "operator"
+    Column("expires_at", BigInteger, nullable=False),
+    Column("used", Boolean, nullable=False),
+)
+
+auth_challenge = Table(
+    "auth_challenge",
+    metadata,
+    # WebAuthn challenges in flight (registration or login), single use, a few minutes long. The
+    # challenge itself is kept (the library needs its bytes); it is found by the hash of the value
+    # the authenticator echoes in clientDataJSON.
+    Column("challenge_hash", String(64), primary_key=True),
+    Column("account_id", String(64), nullable=False),
+    Column("purpose", String(16), nullable=False),  # register | login
+    Column("challenge", String(128), nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
 )

@@ -9,6 +9,7 @@ same message is shown for unknown accounts and wrong passwords.
 
 from __future__ import annotations
 
+import hmac
 import time
 import uuid
 from dataclasses import dataclass
@@ -218,7 +219,8 @@ def end_session(conn: Connection, session: str) -> None:
 
 
 def send_message(conn: Connection, settings: Settings, recipient: str, subject: str, body: str) -> None:
-    """The delivery interface: the local outbox table (demo), or SMTP to a local relay (tests)."""
+    """The delivery interface: the local outbox table (demo), or SMTP (`SOCLE_DELIVERY=smtp`, to
+    `SOCLE_SMTP_HOST:PORT`, optional STARTTLS and login; tests use a local aiosmtpd server)."""
     if settings.delivery == "smtp":
         import smtplib
         from email.message import EmailMessage
@@ -229,6 +231,10 @@ def send_message(conn: Connection, settings: Settings, recipient: str, subject: 
         message["Subject"] = subject
         message.set_content(body)
         with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=10) as smtp:
+            if settings.smtp_starttls:
+                smtp.starttls()
+            if settings.smtp_username:
+                smtp.login(settings.smtp_username, settings.smtp_password or "")
             smtp.send_message(message)
         return
     conn.execute(
@@ -243,3 +249,51 @@ def outbox(conn: Connection, recipient: str | None = None) -> list[dict[str, Any
     if recipient:
         query = query.where(auth_outbox.c.recipient == recipient)
     return [dict(r._mapping) for r in conn.execute(query)]
+
+
+# -- activation and second-factor enrolment ------------------------------------------------------
+
+MIN_PASSWORD = 12  # ANSSI recommendation for a password alone guarding a second factor
+
+
+def activate(
+    conn: Connection, settings: Settings, login: str, code: str, password: str, address: str
+) -> Account:
+    """Check an activation code (single use, expiring, with the same lockout as passwords), set the
+    password and activate the account."""
+    now = int(time.time())
+    keys = [f"activation:{login}", f"ip:{address}"]
+    for key in keys:
+        row = conn.execute(select(auth_attempt).where(auth_attempt.c.key == key)).first()
+        if row is not None and row.locked_until > now:
+            raise LoginRefused("Trop d'essais infructueux : réessayez plus tard.", row.locked_until - now)
+    row = conn.execute(select(auth_account).where(auth_account.c.login == login)).first()
+    expected = row.activation_hash if row is not None and not row.active else None
+    given = token_hash(code.strip().replace(" ", ""))
+    if (
+        row is None
+        or not expected
+        or (row.activation_expires or 0) < now
+        or not hmac.compare_digest(given, expected)
+    ):
+        _fail(conn, f"activation:{login}", ACCOUNT_FREE_FAILURES, now)
+        _fail(conn, f"ip:{address}", ADDRESS_FREE_FAILURES, now)
+        raise LoginRefused("Adresse ou code d'activation incorrect, ou code expiré.")
+    conn.execute(
+        update(auth_account)
+        .where(auth_account.c.account_id == row.account_id)
+        .values(
+            password_hash=hash_password(settings, password),
+            active=True,
+            activation_hash=None,
+            activation_expires=None,
+        )
+    )
+    conn.execute(delete(auth_attempt).where(auth_attempt.c.key == f"activation:{login}"))
+    return Account(row.account_id, row.kind, row.login, row.claims, row.totp_secret, True)
+
+
+def set_totp(conn: Connection, account_id: str, secret: str) -> None:
+    conn.execute(
+        update(auth_account).where(auth_account.c.account_id == account_id).values(totp_secret=secret)
+    )

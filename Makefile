@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8080
 DEMO_DB := sqlite:///var/demo.db
+DEMO_TOKEN = $(BIN)/socle token --client-id demo-operator --scope 'system/*.cruds' --issuer http://127.0.0.1:$(PORT) --database $(DEMO_DB)
 
 .PHONY: install services demo serve test check bench clean
 
@@ -20,6 +21,17 @@ $(VENV)/.installed: $(BIN)/python requirements.lock pyproject.toml
 tests/crosscheck/node_modules/.installed: tests/crosscheck/package-lock.json
 	npm ci --prefix tests/crosscheck --no-audit --no-fund --loglevel=error
 	touch $@
+
+# The real-client tests (tests/e2e): the npm `openid-client`, and headless Chromium driven by Playwright
+# for Python (from requirements.lock). The browser is Debian's: never `playwright install`.
+tests/e2e/oidc/node_modules/.installed: tests/e2e/oidc/package-lock.json
+	npm ci --prefix tests/e2e/oidc --no-audit --no-fund --loglevel=error
+	touch $@
+
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+/usr/bin/chromium:
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium
 
 # The French state design system (DSFR), served locally by the login and portal pages (no CDN).
 # --ignore-scripts: the package's preinstall script refuses to run outside its own repository.
@@ -46,12 +58,18 @@ demo: install
 	rm -f var/demo.db var/demo.db-wal var/demo.db-shm
 	$(BIN)/socle db upgrade --database $(DEMO_DB)
 	$(BIN)/socle load data/synthea/synthea-r4-25-patients.tgz --database $(DEMO_DB)
+	$(BIN)/socle demo accounts --database $(DEMO_DB)
+	$(BIN)/socle clients add demo-operator --backend --database $(DEMO_DB)
+	@echo "The FHIR API needs 'Authorization: Bearer <token>' (only /fhir/metadata is public). Operator token,"
+	@echo "valid 10 minutes for http://127.0.0.1:$(PORT) (run it again for a new one):"
+	@echo "  $(DEMO_TOKEN)"
+	@$(DEMO_TOKEN)
 	$(BIN)/socle serve --host 127.0.0.1 --port $(PORT) --database $(DEMO_DB)
 
 serve: install
 	$(BIN)/socle serve --port $(PORT)
 
-test: install services tests/crosscheck/node_modules/.installed check
+test: install services tests/crosscheck/node_modules/.installed tests/e2e/oidc/node_modules/.installed /usr/bin/chromium check
 	$(BIN)/pytest -q -p no:cacheprovider
 
 check: install

@@ -11,6 +11,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.routing import Route
 
+from socle.api.audit import audit_denials
 from socle.api.auth import auth_routes, protect, smart_route
 from socle.api.http import FhirEndpoint, handle_fhir_error, handle_http_error, handle_unexpected
 from socle.config import Settings, get_settings
@@ -54,6 +55,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
 
     endpoint = FhirEndpoint(store, settings)
     fhir = protect(endpoint.handle, store, settings)  # bearer tokens, when settings.auth_required
+    fhir = audit_denials(fhir, store, settings)  # every 401/403 becomes an AuditEvent (api/audit.py)
     app = Starlette(
         routes=[
             *auth_routes(store, settings),

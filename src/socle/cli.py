@@ -13,7 +13,8 @@ import typer
 from rich.console import Console
 
 from socle.commands._options import DatabaseOption, database_url
-from socle.commands.auth import clients_app
+from socle.commands.audit import audit_app
+from socle.commands.auth import accounts_app, clients_app, launch_app
 from socle.commands.auth import token as token_command
 from socle.commands.demo import demo_app
 from socle.commands.directory import directory_app
@@ -23,11 +24,14 @@ from socle.config import get_settings
 app = typer.Typer(help="Socle: a self-hostable digital-health platform (FHIR R4).", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+app.add_typer(audit_app, name="audit")
 app.add_typer(directory_app, name="directory")
 app.add_typer(demo_app, name="demo")
 app.add_typer(ins_app, name="ins")
 app.add_typer(mpi_app, name="mpi")
 app.add_typer(clients_app, name="clients")
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(launch_app, name="launch")
 app.command("token")(token_command)
 
 console = Console(stderr=True)

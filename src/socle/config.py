@@ -23,9 +23,13 @@ class Settings(BaseSettings):
     # Page size for history when the client gives no _count, and the ceiling on _count.
     default_page_size: int = 50
     max_page_size: int = 1000
-    # Authorization server (socle.trust.auth). When true, every /fhir route but `metadata` needs a
-    # bearer token (401 with WWW-Authenticate; 403 when its scopes do not cover the interaction).
-    auth_required: bool = False
+    # Authorization server (socle.trust.auth). On by default: every /fhir route but `metadata` and
+    # `.well-known/smart-configuration` needs a bearer token (401 with WWW-Authenticate; 403 when its
+    # scopes do not cover the interaction). `SOCLE_AUTH_REQUIRED=false` only for benchmarks of the
+    # FHIR server itself or a closed test bench: every request then acts as the system.
+    auth_required: bool = True
+    # Break-glass (emergency) access lasts this long (trust policy, POST Patient/{id}/$break-glass).
+    break_glass_minutes: int = 240
     # Issuer URL of the tokens (https://host); derived from the request when unset.
     issuer: str | None = None
     # Master key encrypting the signing keys at rest (a Fernet key); when unset it is read from, or
@@ -44,6 +48,25 @@ class Settings(BaseSettings):
     smtp_host: str = "127.0.0.1"
     smtp_port: int = 25
     smtp_sender: str = "no-reply@socle.localhost"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    # Federation to an external OpenID Connect provider (a "Se connecter avec …" button): its issuer
+    # (discovery at <issuer>/.well-known/openid-configuration), Socle's client id/secret there, the
+    # button label, the scopes asked, and which upstream claims identify a local account: a
+    # professional by idNat_PS, else a citizen by e-mail.
+    federation_issuer: str | None = None
+    federation_client_id: str | None = None
+    federation_client_secret: str | None = None
+    federation_name: str | None = None
+    federation_scope: str = "openid profile email"
+    federation_idnat_claims: str = "SubjectNameID preferred_username"
+    federation_email_claim: str = "email"
+    # Audit chain (socle.trust.audit): every access to health data through the FHIR API writes a
+    # hash-chained AuditEvent. Switch off only to measure its cost (bench/audit.py).
+    audit: bool = True
+    # A signed checkpoint of the chain head every this many events (also `socle audit checkpoint`).
+    audit_checkpoint_every: int = 1000
 
 
 @functools.cache

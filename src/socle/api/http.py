@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
+from socle.api import audit, resource_hooks
 from socle.api.operation_table import runs_own_transactions
 from socle.api.request import Context, FhirRequest, FhirResponse
 from socle.api.router import dispatch
@@ -33,8 +34,8 @@ from socle.fhir.errors import (
     operation_outcome,
 )
 from socle.services import search_parameters
-from socle.store.access import SYSTEM
 from socle.store.repository import Store
+from socle.trust import policy
 from socle.trust.principal import SYSTEM_PRINCIPAL, Principal
 
 log = logging.getLogger("socle.api")
@@ -76,12 +77,22 @@ class FhirEndpoint:
         writes = req.method not in ("GET", "HEAD") and not runs_own_transactions(req.method, req.segments)
         try:
             with (self.store.write if writes else self.store.read)() as conn:
-                search_parameters.refresh(conn)  # custom SearchParameters changed by another process
-                ctx = Context(self.store, conn, SYSTEM, self.settings, base_url, principal)
-                response = dispatch(req, ctx)
+                # custom SearchParameters changed by another process (reads: at most READ_STALENESS old)
+                staleness = 0.0 if writes else search_parameters.READ_STALENESS
+                search_parameters.refresh(conn, max_staleness=staleness)
+                decision = policy.decide_or_deny_all(conn, principal, req.segments)  # 403 if none
+                ctx = Context(self.store, conn, decision.access, self.settings, base_url, principal)
+                with policy.writes.enforce(decision):  # the one write check (store index hook)
+                    response = dispatch(req, ctx)
+                response = resource_hooks.filter_response(response, principal)  # what others may see
                 if writes:  # learn (or refuse, 422) the SearchParameters written here, before commit
                     search_parameters.refresh(conn, strict=True)
-                return response
+                recorded = audit.events(req, ctx, response)  # AuditEvents of this access (api/audit.py)
+                if writes:
+                    audit.append(conn, self.settings, recorded)  # in the write's transaction: both or neither
+            if not writes:
+                audit.append_alone(self.store, self.settings, recorded)  # a read's: its own short transaction
+            return response
         except RecursionError as exc:  # raised before anything committed: the transaction rolled back
             raise Invalid("The JSON is nested too deeply to be a FHIR resource") from exc
 

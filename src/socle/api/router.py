@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from socle.api import (
+    audit,
     bundles,
     capability,
     history,
@@ -84,7 +85,7 @@ def _operation(req: FhirRequest, ctx: Context, *args: str) -> FhirResponse:
 
 
 def _metadata(req: FhirRequest, ctx: Context) -> FhirResponse:
-    return FhirResponse(200, capability.capability_statement(ctx, ROUTES))
+    return FhirResponse(200, audit.advertise(capability.capability_statement(ctx, ROUTES)))
 
 
 _PATIENT_COMPARTMENT = "http://hl7.org/fhir/CompartmentDefinition/patient"
@@ -96,6 +97,15 @@ ROUTES: tuple[Route, ...] = (
     Route("GET", ("_history",), _system_history, "history-system", "system"),
     Route("GET", (), search.search_system, "search-system", "system"),
     Route("POST", ("_search",), search.search_system, "search-system", "system"),
+    # AuditEvents: served from the audit chain, never written through the API (api/audit.py).
+    *(Route(m, ("AuditEvent",), audit.refuse) for m in ("POST", "PUT", "PATCH", "DELETE")),
+    *(Route(m, ("AuditEvent", "{id}"), audit.refuse) for m in ("PUT", "PATCH", "DELETE")),
+    Route("GET", ("AuditEvent",), audit.search),
+    Route("POST", ("AuditEvent", "_search"), audit.search),
+    Route("GET", ("AuditEvent", "{id}"), audit.read),
+    Route("GET", ("AuditEvent", "{id}", "_history"), audit.history_instance),
+    Route("GET", ("AuditEvent", "{id}", "_history", "{vid}"), audit.vread),
+    Route("GET", ("Patient", "{id}", "AuditEvent"), audit.search_compartment),
     Route("GET", ("Patient", "{id}", "{type}"), search.search_compartment, compartment=_PATIENT_COMPARTMENT),
     Route("GET", ("{type}",), search.search_type, "search-type"),
     Route("POST", ("{type}", "_search"), search.search_type, "search-type"),

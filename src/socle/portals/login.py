@@ -1,58 +1,59 @@
 """The authorization endpoint and the login pages (OpenID Connect Core §3.1, SMART App Launch v2).
 
-Browser flow: `/auth/authorize` checks the request (client, exact redirect URI, PKCE, scopes) and
-starts a login flow bound to a cookie; `/auth/login` asks for the identifier and password, then a
-second factor (TOTP for professionals, a one-time code sent by the delivery interface for citizens),
-then, for a citizen who holds delegations, whom they act for; the code is then sent back to the
-client. Errors that happen before the redirect URI is known to belong to the client are shown here,
-never redirected (no open redirector, RFC 6749 §4.1.2.1). Every form carries the flow's CSRF token
-(synchronizer pattern), and cookies are HttpOnly, SameSite=Lax, and Secure on HTTPS.
+Browser flow: `/auth/authorize` checks the request (client, exact redirect URI, PKCE, scopes, EHR
+launch context) and starts a login flow bound to a cookie; `/auth/login` asks for the identifier and
+password, then a second factor (TOTP or a passkey for professionals, TOTP or a one-time code sent by
+the delivery interface for citizens), then, for a citizen who holds delegations, whom they act for,
+and, for a professional's standalone `launch/patient`, which patient; the code is then sent back to
+the client. `/auth/login?next=/auth/passkeys` is the same login without an application: it opens a
+session for Socle's own account pages. Errors that happen before the redirect URI is known to belong
+to the client are shown here, never redirected (no open redirector, RFC 6749 §4.1.2.1). Every form
+carries the flow's CSRF token (synchronizer pattern), and cookies are HttpOnly, SameSite=Lax, and
+Secure on HTTPS. `acr`/`amr` values follow `socle.trust.auth.assurance`.
 """
 
 from __future__ import annotations
 
 import hmac
 import secrets
-import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from socle.api.auth._common import issuer_of
 from socle.config import Settings
+from socle.portals._web import (
+    FLOW_COOKIE,
+    HERE,
+    SESSION_COOKIE,
+    current_session,
+    form_of,
+    page,
+    set_cookie,
+)
+from socle.portals.language import tr
+from socle.store.access import SYSTEM
 from socle.store.repository import Store
-from socle.trust.auth import accounts
+from socle.trust.auth import accounts, assurance
 from socle.trust.auth.clients import Client, get_client
 from socle.trust.auth.errors import InvalidToken
 from socle.trust.auth.grants import create_code
 from socle.trust.auth.keys import verification_keys
+from socle.trust.auth.launch import LaunchContext, consume_launch, peek_launch
+from socle.trust.auth.passkeys import passkeys_of
 from socle.trust.auth.passwords import token_hash
 from socle.trust.auth.scopes import ScopeSet
 from socle.trust.auth.tokens import verify_jwt
 
-_HERE = Path(__file__).resolve().parent
-_templates = Environment(loader=FileSystemLoader(_HERE / "templates"), autoescape=select_autoescape(["html"]))
-FLOW_COOKIE = "socle_flow"
-SESSION_COOKIE = "socle_session"
 MAX_CODE_FAILURES = 5
-_SECURITY_HEADERS = {
-    "Cache-Control": "no-store",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self' *",
-    "Referrer-Policy": "no-referrer",
-}
-
-
-def page(name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    html = _templates.get_template(name).render(**context)
-    return HTMLResponse(html, status_code=status, headers=_SECURITY_HEADERS)
+# Socle's own pages a login without an application may lead to.
+PORTAL_PAGES = frozenset({"/auth/passkeys", "/auth/account"})
+_RELATION = {"guardian": "représentant légal", "helper": "aidant"}
 
 
 class LoginPages:
@@ -60,23 +61,12 @@ class LoginPages:
         self.store = store
         self.settings = settings
 
-    def _cookie(self, request: Request, response: Response, name: str, value: str, max_age: int) -> None:
-        response.set_cookie(
-            name,
-            value,
-            max_age=max_age,
-            path="/auth",
-            httponly=True,
-            samesite="lax",
-            secure=request.url.scheme == "https",
-        )
-
     # -- /auth/authorize ----------------------------------------------------------------------
 
     async def authorize(self, request: Request) -> Response:
         params = dict(request.query_params)
         if request.method == "POST":
-            params.update({k: v for k, v in (await request.form()).items() if isinstance(v, str)})
+            params.update(await form_of(request))
         return await run_in_threadpool(self._authorize, request, params)
 
     def _authorize(self, request: Request, params: dict[str, str]) -> Response:
@@ -110,8 +100,17 @@ class LoginPages:
             if client.is_public and not challenge:
                 return fail("invalid_request", "PKCE (S256) is required for public clients")
             scopes = ScopeSet.parse(params.get("scope", "")).narrow_to(ScopeSet.parse(client.scope))
+            launch = params.get("launch")
+            if launch:  # EHR launch: the context must exist, be unused, unexpired, and this client's
+                if not scopes.has("launch"):
+                    return fail("invalid_scope", "The launch parameter needs the launch scope")
+                if peek_launch(conn, launch, client.client_id) is None:
+                    return fail("invalid_request", "Unknown, expired or already used launch context")
+            elif scopes.has("launch"):  # no EHR context to bind: the scope grants nothing
+                scopes = ScopeSet.parse(" ".join(s for s in scopes.raw if s != "launch"))
             if not scopes.raw:
                 return fail("invalid_scope", "None of the requested scopes is allowed for this client")
+            acr_values = params.get("acr_values", "").split()
             request_data = {
                 "client_id": client.client_id,
                 "redirect_uri": redirect_uri,
@@ -120,46 +119,108 @@ class LoginPages:
                 "nonce": params.get("nonce"),
                 "code_challenge": challenge,
                 "aud": params.get("aud"),
-                "launch": params.get("launch"),
+                "launch": launch,
+                "acr": max(
+                    (a for a in acr_values if a in assurance.LEVELS),
+                    key=assurance.LEVELS.index,
+                    default=None,
+                ),
             }
-            session = self._session(conn, request)
-            if session is not None and params.get("prompt") != "login":
+            session = current_session(conn, request)
+            if (
+                session is not None
+                and params.get("prompt") != "login"
+                and assurance.meets(session.acr, request_data["acr"])
+            ):
                 account = accounts.get_account(conn, session.account_id)
-                if account is not None and not accounts.delegations_of(conn, account.account_id):
+                if account is not None and self._next_stage(conn, account, request_data) is None:
                     return self._finish(
-                        conn, request, client, request_data, account, session.acr, session.amr, None
+                        conn, request, client, request_data, account, session.acr, session.amr, {}
                     )
+                if account is not None:  # signed in, but a choice is still needed (for whom, patient)
+                    flow_id = accounts.start_flow(conn, request_data)
+                    flow_row = accounts.get_flow(conn, flow_id)
+                    response = self.authenticated(
+                        conn, request, flow_id, flow_row, account, session.acr, list(session.amr)
+                    )
+                    set_cookie(request, response, FLOW_COOKIE, flow_id, accounts.FLOW_TTL)
+                    return response
             flow = accounts.start_flow(conn, request_data)
         response = RedirectResponse("/auth/login", 303)
-        self._cookie(request, response, FLOW_COOKIE, flow, accounts.FLOW_TTL)
+        set_cookie(request, response, FLOW_COOKIE, flow, accounts.FLOW_TTL)
         return response
-
-    def _session(self, conn: Any, request: Request) -> Any:
-        from sqlalchemy import select
-
-        from socle.trust.auth.schema import auth_session
-
-        value = request.cookies.get(SESSION_COOKIE)
-        if not value:
-            return None
-        row = conn.execute(
-            select(auth_session).where(auth_session.c.session_hash == token_hash(value))
-        ).first()
-        return row if row is not None and row.expires_at > time.time() else None
 
     # -- /auth/login ----------------------------------------------------------------------------
 
     async def login_form(self, request: Request) -> Response:
+        wanted = request.query_params.get("next")
+        if wanted is not None:  # a login for Socle's own pages, without an application
+            if wanted not in PORTAL_PAGES:
+                return page("error.html", 400, title="Page inconnue", message="Adresse de retour refusée.")
+            with self.store.write() as conn:
+                flow_id = accounts.start_flow(conn, {"next": wanted})
+                flow = accounts.get_flow(conn, flow_id)
+            response = page("login.html", title="Connexion", csrf=flow.csrf, **self._login_context())
+            set_cookie(request, response, FLOW_COOKIE, flow_id, accounts.FLOW_TTL)
+            return response
         with self.store.read() as conn:
             flow = accounts.get_flow(conn, request.cookies.get(FLOW_COOKIE))
         if flow is None:
             return page(
                 "error.html", 400, title="Session expirée", message="Recommencez depuis l'application."
             )
-        return page("login.html", title="Connexion", csrf=flow.csrf)
+        return page("login.html", title="Connexion", csrf=flow.csrf, **self._login_context())
+
+    async def step(self, request: Request) -> Response:
+        return await run_in_threadpool(self._step, request)
+
+    def _step(self, request: Request) -> Response:
+        """The current step of the login in progress, shown again (e.g. in another language);
+        without one, the login page."""
+        with self.store.read() as conn:
+            flow = accounts.get_flow(conn, request.cookies.get(FLOW_COOKIE))
+            account = accounts.get_account(conn, flow.account_id or "") if flow is not None else None
+            if flow is None or account is None:
+                return RedirectResponse("/auth/login", 303)
+            if flow.stage in ("totp", "otp"):
+                hint = (
+                    "Saisissez le code affiché par votre application d'authentification (TOTP)."
+                    if flow.stage == "totp"
+                    else "Un code à usage unique vient de vous être envoyé par courriel."
+                )
+                passkeys = account.kind == "professional" and bool(passkeys_of(conn, account.account_id))
+                return page(
+                    "second_factor.html", title="Second facteur", csrf=flow.csrf, hint=hint, passkeys=passkeys
+                )
+            if flow.stage == "for":
+                return page(
+                    "choose.html", title="Pour qui ?", csrf=flow.csrf, options=self._options(conn, account)
+                )
+            if flow.stage == "patient":
+                return page("patient.html", title="Choix du patient", csrf=flow.csrf)
+        return RedirectResponse("/auth/login", 303)
+
+    def _options(self, conn: Any, account: accounts.Account) -> list[dict[str, str]]:
+        """Whom a citizen may act for: themself, or a patient of one of their delegations."""
+        return [{"value": "self", "label": tr("Moi-même")}] + [
+            {
+                "value": d.delegation_id,
+                "label": tr(
+                    "Patient {patient} ({relation})",
+                    patient=d.patient,
+                    relation=tr(_RELATION[d.relationship]),
+                ),
+            }
+            for d in accounts.delegations_of(conn, account.account_id)
+        ]
+
+    def _login_context(self) -> dict[str, Any]:
+        if not self.settings.federation_issuer:
+            return {}
+        return {"federation_name": self.settings.federation_name or self.settings.federation_issuer}
 
     async def login(self, request: Request) -> Response:
-        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        form = await form_of(request)
         address = request.client.host if request.client else "unknown"
         return await run_in_threadpool(self._login, request, form, address)
 
@@ -170,8 +231,11 @@ class LoginPages:
             if flow is None or not hmac.compare_digest(form.get("csrf", ""), flow.csrf):
                 return page("error.html", 403, title="Requête refusée", message="Jeton anti-CSRF invalide.")
             kind = form.get("kind", "")
+            context = self._login_context()
             if kind not in ("professional", "citizen"):
-                return page("login.html", 400, title="Connexion", csrf=flow.csrf, error="Espace inconnu.")
+                return page(
+                    "login.html", 400, title="Connexion", csrf=flow.csrf, error="Espace inconnu.", **context
+                )
             try:
                 account = accounts.check_password(
                     conn,
@@ -183,8 +247,11 @@ class LoginPages:
                 )
             except accounts.LoginRefused as refused:
                 status = 429 if refused.locked_for else 401
-                return page("login.html", status, title="Connexion", csrf=flow.csrf, error=str(refused))
-            if kind == "professional":
+                return page(
+                    "login.html", status, title="Connexion", csrf=flow.csrf, error=str(refused), **context
+                )
+            passkeys = bool(passkeys_of(conn, account.account_id)) if kind == "professional" else False
+            if account.totp_secret:
                 accounts.update_flow(conn, flow_id, kind=kind, account_id=account.account_id, stage="totp")
                 hint = "Saisissez le code affiché par votre application d'authentification (TOTP)."
             else:
@@ -200,15 +267,20 @@ class LoginPages:
                 accounts.send_message(
                     conn,
                     self.settings,
-                    account.login,
-                    "Votre code de connexion",
-                    f"Votre code de connexion à usage unique : {code}\nIl expire dans 15 minutes.",
+                    str(account.claims.get("email") or account.login),
+                    tr("Votre code de connexion"),
+                    tr(
+                        "Votre code de connexion à usage unique : {code}\nIl expire dans 15 minutes.",
+                        code=code,
+                    ),
                 )
                 hint = "Un code à usage unique vient de vous être envoyé par courriel."
-        return page("second_factor.html", title="Second facteur", csrf=flow.csrf, hint=hint)
+        return page(
+            "second_factor.html", title="Second facteur", csrf=flow.csrf, hint=hint, passkeys=passkeys
+        )
 
     async def code(self, request: Request) -> Response:
-        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        form = await form_of(request)
         return await run_in_threadpool(self._code, request, form)
 
     def _code(self, request: Request, form: dict[str, str]) -> Response:
@@ -222,10 +294,11 @@ class LoginPages:
                 return page("error.html", 400, title="Connexion", message="Recommencez la connexion.")
             code = form.get("code", "").strip()
             if flow.stage == "totp":
-                ok, acr, amr = accounts.verify_totp(account, code), "eidas1", ["pwd", "otp"]
+                ok = accounts.use_totp(conn, account, code)  # single use: a replay is refused
+                acr, amr = assurance.TOTP
             else:
                 ok = hmac.compare_digest(token_hash(code), flow.otp_hash or "")
-                acr, amr = "eidas1", ["pwd", "mail"]
+                acr, amr = assurance.MAIL_CODE
             if not ok:
                 failures = int(flow.challenge or "0") + 1
                 if failures >= MAX_CODE_FAILURES:
@@ -239,24 +312,73 @@ class LoginPages:
                     csrf=flow.csrf,
                     hint="Saisissez le code.",
                     error="Code incorrect.",
+                    passkeys=account.kind == "professional" and bool(passkeys_of(conn, account.account_id)),
                 )
-            delegations = accounts.delegations_of(conn, account.account_id)
-            if delegations:
-                accounts.update_flow(conn, flow_id, stage="for", challenge=f"{acr} {' '.join(amr)}")
-                options = [{"value": "self", "label": "Moi-même"}] + [
-                    {"value": d.delegation_id, "label": f"Patient {d.patient} ({_RELATION[d.relationship]})"}
-                    for d in delegations
-                ]
-                return page("choose.html", title="Pour qui ?", csrf=flow.csrf, options=options)
-            client = get_client(conn, flow.request["client_id"])
-            assert client is not None
+            return self.authenticated(conn, request, flow_id, flow, account, acr, list(amr))
+
+    def authenticated(
+        self,
+        conn: Any,
+        request: Request,
+        flow_id: str,
+        flow: Any,
+        account: accounts.Account,
+        acr: str,
+        amr: list[str],
+    ) -> Response:
+        """The person is authenticated (both factors, or a federated login): ask what is still
+        needed (for whom, which patient) or finish."""
+        if not assurance.meets(acr, flow.request.get("acr")):
             accounts.end_flow(conn, flow_id)
-            return self._finish(
-                conn, request, client, flow.request, account, acr, amr, None, new_session=True
-            )
+            message = "Cette application exige une connexion plus forte (clé d'accès)."
+            return page("error.html", 403, title="Niveau de connexion insuffisant", message=message)
+        carried = f"{acr} {' '.join(amr)}"
+        stage = self._next_stage(conn, account, flow.request)
+        who = {"account_id": account.account_id, "kind": account.kind}
+        if stage == "for":
+            accounts.update_flow(conn, flow_id, stage="for", challenge=carried, **who)
+            options = self._options(conn, account)
+            return page("choose.html", title="Pour qui ?", csrf=flow.csrf, options=options)
+        if stage == "patient":
+            accounts.update_flow(conn, flow_id, stage="patient", challenge=carried, **who)
+            return page("patient.html", title="Choix du patient", csrf=flow.csrf)
+        return self._complete(conn, request, flow_id, flow, account, acr, amr, {})
+
+    def _next_stage(self, conn: Any, account: accounts.Account, req: dict[str, Any]) -> str | None:
+        if "client_id" not in req:
+            return None
+        if account.kind == "citizen" and accounts.delegations_of(conn, account.account_id):
+            return "for"
+        scopes = ScopeSet.parse(req.get("scope", ""))
+        if account.kind == "professional" and scopes.has("launch/patient") and not req.get("launch"):
+            return "patient"
+        return None
+
+    def _complete(
+        self,
+        conn: Any,
+        request: Request,
+        flow_id: str,
+        flow: Any,
+        account: accounts.Account,
+        acr: str,
+        amr: list[str],
+        extra: dict[str, Any],
+    ) -> Response:
+        accounts.end_flow(conn, flow_id)
+        if "client_id" not in flow.request:  # Socle's own pages
+            response: Response = RedirectResponse(flow.request.get("next", "/auth/passkeys"), 303)
+            session = accounts.create_session(conn, account.account_id, acr, amr)
+            set_cookie(request, response, SESSION_COOKIE, session, accounts.SESSION_TTL)
+            response.delete_cookie(FLOW_COOKIE, path="/auth")
+            return response
+        client = get_client(conn, flow.request["client_id"])
+        if client is None:
+            return page("error.html", 400, title="Application inconnue", message="client_id inconnu.")
+        return self._finish(conn, request, client, flow.request, account, acr, amr, extra, new_session=True)
 
     async def choose(self, request: Request) -> Response:
-        form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        form = await form_of(request)
         return await run_in_threadpool(self._choose, request, form)
 
     def _choose(self, request: Request, form: dict[str, str]) -> Response:
@@ -279,12 +401,48 @@ class LoginPages:
             if chosen != "self" and delegation is None:
                 return page("error.html", 403, title="Refusé", message="Délégation inconnue.")
             acr, *amr = (flow.challenge or "eidas1").split()
-            client = get_client(conn, flow.request["client_id"])
-            assert client is not None
-            accounts.end_flow(conn, flow_id)
-            return self._finish(
-                conn, request, client, flow.request, account, acr, amr, delegation, new_session=True
-            )
+            extra = {"delegation": delegation} if delegation else {}
+            return self._complete(conn, request, flow_id, flow, account, acr, amr, extra)
+
+    async def choose_patient(self, request: Request) -> Response:
+        form = await form_of(request)
+        return await run_in_threadpool(self._choose_patient, request, form)
+
+    def _choose_patient(self, request: Request, form: dict[str, str]) -> Response:
+        """Standalone `launch/patient` for a professional: the patient picker (by resource id or INS)."""
+        flow_id = request.cookies.get(FLOW_COOKIE, "")
+        with self.store.write() as conn:
+            flow = accounts.get_flow(conn, flow_id)
+            if (
+                flow is None
+                or not hmac.compare_digest(form.get("csrf", ""), flow.csrf)
+                or flow.stage != "patient"
+            ):
+                return page("error.html", 403, title="Requête refusée", message="Jeton anti-CSRF invalide.")
+            account = accounts.get_account(conn, flow.account_id or "")
+            assert account is not None
+            wanted = form.get("patient", "").strip()
+            patient = self._find_patient(conn, wanted)
+            if patient is None:
+                return page(
+                    "patient.html",
+                    404,
+                    title="Choix du patient",
+                    csrf=flow.csrf,
+                    value=wanted,
+                    error="Aucun patient ne correspond à cet identifiant.",
+                )
+            acr, *amr = (flow.challenge or "eidas1").split()
+            return self._complete(conn, request, flow_id, flow, account, acr, amr, {"patient": patient})
+
+    def _find_patient(self, conn: Any, wanted: str) -> str | None:
+        if not wanted or len(wanted) > 64 or not all(c.isalnum() or c in "-." for c in wanted):
+            return None
+        for query in (f"_id={wanted}", f"identifier={wanted}"):
+            ids = self.store.find(conn, "Patient", query, SYSTEM, limit=2)
+            if len(ids) == 1:
+                return ids[0]
+        return None
 
     # -- issuing the code ------------------------------------------------------------------------
 
@@ -297,11 +455,26 @@ class LoginPages:
         account: accounts.Account,
         acr: str,
         amr: list[str],
-        delegation: accounts.Delegation | None,
+        extra: dict[str, Any],
         *,
         new_session: bool = False,
     ) -> Response:
-        grant = build_grant(client, req, account, acr, amr, delegation)
+        launch: LaunchContext | None = None
+        if req.get("launch"):
+            launch = consume_launch(conn, req["launch"], client.client_id)
+            if launch is None:
+                message = "Le contexte de lancement a expiré ou a déjà servi. Relancez l'application."
+                return page("error.html", 400, title="Lancement refusé", message=message)
+        grant = build_grant(
+            client,
+            req,
+            account,
+            acr,
+            amr,
+            extra.get("delegation"),
+            launch=launch,
+            patient=extra.get("patient"),
+        )
         code = create_code(conn, client, req["redirect_uri"], grant, req.get("code_challenge"))
         query = {"code": code, "iss": issuer_of(request, self.settings)}
         if req.get("state"):
@@ -310,16 +483,21 @@ class LoginPages:
         response = RedirectResponse(f"{uri}{'&' if '?' in uri else '?'}{urlencode(query)}", 303)
         if new_session:
             session = accounts.create_session(conn, account.account_id, acr, amr)
-            self._cookie(request, response, SESSION_COOKIE, session, accounts.SESSION_TTL)
+            set_cookie(request, response, SESSION_COOKIE, session, accounts.SESSION_TTL)
             response.delete_cookie(FLOW_COOKIE, path="/auth")
         return response
 
     # -- /auth/logout (RP-initiated logout 1.0) ----------------------------------------------------
 
     async def logout(self, request: Request) -> Response:
-        return await run_in_threadpool(self._logout, request, dict(request.query_params))
+        params = dict(request.query_params)
+        if request.method == "POST":
+            params.update(await form_of(request))
+        return await run_in_threadpool(self._logout, request, params)
 
     def _logout(self, request: Request, params: dict[str, str]) -> Response:
+        """Ends the browser's session; redirects to `post_logout_redirect_uri` only when it is
+        registered for the client the `id_token_hint` was issued to (OIDC RP-Initiated Logout §2–3)."""
         target: str | None = None
         with self.store.write() as conn:
             session = request.cookies.get(SESSION_COOKIE)
@@ -335,9 +513,11 @@ class LoginPages:
                 except InvalidToken:
                     claims = None
                 client = get_client(conn, str(claims["aud"])) if claims else None
-                if client is not None and wanted in client.post_logout_redirect_uris + client.redirect_uris:
+                if client is not None and wanted in client.post_logout_redirect_uris:  # exact match
                     target = wanted + (
-                        f"?{urlencode({'state': params['state']})}" if params.get("state") else ""
+                        f"{'&' if '?' in wanted else '?'}{urlencode({'state': params['state']})}"
+                        if params.get("state")
+                        else ""
                     )
         response: Response = (
             RedirectResponse(target, 303)
@@ -346,9 +526,6 @@ class LoginPages:
         )
         response.delete_cookie(SESSION_COOKIE, path="/auth")
         return response
-
-
-_RELATION = {"guardian": "représentant légal", "helper": "aidant"}
 
 
 def _aud(token: str) -> str:
@@ -370,8 +547,14 @@ def build_grant(
     acr: str,
     amr: list[str],
     delegation: accounts.Delegation | None,
+    *,
+    launch: LaunchContext | None = None,
+    patient: str | None = None,
 ) -> dict[str, Any]:
-    """What the tokens of this login will say: who, which scopes, patient in context, who acts for whom."""
+    """What the tokens of this login will say: who, which scopes, patient (and encounter) in
+    context, who acts for whom."""
+    import time
+
     claims = account.claims
     scopes = ScopeSet.parse(req["scope"])
     grant: dict[str, Any] = {
@@ -387,17 +570,23 @@ def build_grant(
     }
     if account.kind == "professional":
         grant["practice"] = claims.get("practice")
+        if launch is not None:  # EHR launch: the context the professional's side created
+            grant["patient"] = launch.patient
+            if launch.encounter:
+                grant["encounter"] = launch.encounter
+        elif patient and scopes.has("launch/patient"):  # standalone: the patient picked
+            grant["patient"] = patient
     if account.kind == "citizen":
         own = str(claims.get("patient", ""))
-        patient = own
+        chosen = own
         if delegation is not None:
             # The delegate acts for the patient, within the delegation's scopes (a helper's are few).
-            patient = delegation.patient
+            chosen = delegation.patient
             scopes = scopes.narrow_to(ScopeSet.parse(delegation.scope))
             grant["act"] = {"sub": account.account_id, "fhirUser": claims.get("fhirUser")}
             grant["relationship"] = delegation.relationship
-        if scopes.has("launch/patient") or delegation is not None:
-            grant["patient"] = patient
+        if scopes.has("launch/patient") or scopes.has("launch") or delegation is not None:
+            grant["patient"] = chosen
     grant["scope"] = str(scopes)
     return grant
 
@@ -409,7 +598,9 @@ def login_routes(store: Store, settings: Settings) -> list[BaseRoute]:
         Route("/auth/login", pages.login_form, methods=["GET"]),
         Route("/auth/login", pages.login, methods=["POST"]),
         Route("/auth/login/code", pages.code, methods=["POST"]),
+        Route("/auth/login/step", pages.step, methods=["GET"]),
         Route("/auth/login/for", pages.choose, methods=["POST"]),
+        Route("/auth/login/patient", pages.choose_patient, methods=["POST"]),
         Route("/auth/logout", pages.logout, methods=["GET", "POST"]),
-        Mount("/static", app=StaticFiles(directory=_HERE / "static", check_dir=False), name="static"),
+        Mount("/static", app=StaticFiles(directory=HERE / "static", check_dir=False), name="static"),
     ]

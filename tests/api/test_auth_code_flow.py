@@ -4,6 +4,7 @@ and the negative cases of the browser flow, on both backends."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -304,8 +305,9 @@ def test_rp_initiated_logout(browser: TestClient) -> None:
         "/auth/logout", params={"id_token_hint": forged, "post_logout_redirect_uri": LOGGED_OUT}
     )
     assert "location" not in shown.headers
-    # The session is back (a new login), then logout with a good hint returns with the state.
-    login_professional(browser, authorize)
+    # The session is back (a new login, with the next TOTP code: the first one is spent), then
+    # logout with a good hint returns with the state.
+    login_professional(browser, authorize, code=pyotp.TOTP(TOTP_SECRET).at(time.time() + 30))
     out = browser.get(
         "/auth/logout",
         params={"id_token_hint": id_token, "post_logout_redirect_uri": LOGGED_OUT, "state": "bye"},

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
@@ -160,7 +161,8 @@ def test_login_refusals_clone_and_acr_values(browser: TestClient) -> None:
     # The application asks for eidas2: TOTP is not enough, the passkey is.
     strong = AUTHORIZE + "&acr_values=eidas2"
     csrf = password_step(browser, strong)
-    totp = browser.post("/auth/login/code", data={"csrf": csrf, "code": pyotp.TOTP(TOTP_SECRET).now()})
+    fresh = pyotp.TOTP(TOTP_SECRET).at(time.time() + 30)  # the current code was spent by `register`
+    totp = browser.post("/auth/login/code", data={"csrf": csrf, "code": fresh})
     assert totp.status_code == 403 and "plus forte" in totp.text
     csrf = password_step(browser, strong)
     assert passkey_step(browser, csrf, authenticator, count=6).status_code == 303

@@ -71,6 +71,8 @@ auth_account = Table(
     Column("login", String(200), nullable=False, unique=True),  # idNat_PS, or the citizen's e-mail
     Column("password_hash", String(200), nullable=True),
     Column("totp_secret", String(64), nullable=True),
+    # The last TOTP time step accepted: a code is good once (RFC 6238 §5.2), not for its whole window.
+    Column("totp_last_step", BigInteger, nullable=True),
     # Claims copied from the directory (professional) or the identity referential (citizen) at
     # enrolment: fhirUser, names, practice (profession, specialty, structure), INS.
     Column("claims", JSON, nullable=False),

@@ -13,10 +13,11 @@ import hmac
 import time
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pyotp
-from sqlalchemy import Connection, delete, insert, select, update
+from sqlalchemy import Connection, delete, insert, or_, select, update
 
 from socle.config import Settings
 from socle.trust.auth.passwords import hash_password, new_token, token_hash, verify_password
@@ -126,10 +127,37 @@ def _fail(conn: Connection, key: str, free: int, now: int) -> None:
 
 
 def verify_totp(account: Account, code: str) -> bool:
-    """RFC 6238 (pyotp), 30 s steps, one step of drift either way."""
-    return bool(account.totp_secret) and pyotp.TOTP(account.totp_secret or "").verify(
-        code.strip(), valid_window=1
+    """RFC 6238 (pyotp), 30 s steps, one step of drift either way (enrolment check: nothing stored)."""
+    return _totp_step(account, code) is not None
+
+
+def use_totp(conn: Connection, account: Account, code: str) -> bool:
+    """A login's TOTP check: the code must be right AND newer than the last one accepted, so a code
+    seen over someone's shoulder (or replayed) is refused within its window (RFC 6238 §5.2). The
+    conditional UPDATE makes two concurrent uses of one code succeed at most once."""
+    step = _totp_step(account, code)
+    if step is None:
+        return False
+    newer = or_(auth_account.c.totp_last_step.is_(None), auth_account.c.totp_last_step < step)
+    claimed = conn.execute(
+        update(auth_account)
+        .where(auth_account.c.account_id == account.account_id, newer)
+        .values(totp_last_step=step)
     )
+    return claimed.rowcount == 1
+
+
+def _totp_step(account: Account, code: str) -> int | None:
+    """The time step whose code is `code` (now, or one step either side), None if none matches."""
+    if not account.totp_secret:
+        return None
+    totp = pyotp.TOTP(account.totp_secret)
+    now = time.time()
+    for drift in (0, -1, 1):
+        at = now + drift * totp.interval
+        if hmac.compare_digest(totp.at(at), code.strip()):
+            return totp.timecode(datetime.fromtimestamp(at, tz=UTC))
+    return None
 
 
 # -- delegations ------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""authentication additions: SMART EHR launch contexts and WebAuthn challenges
+"""authentication additions: SMART EHR launch contexts and WebAuthn challenges; the last TOTP step used
 (socle.store.auth_tables, `auth_launch` and `auth_challenge`)
 
 Revision ID: 0010
@@ -18,6 +18,7 @@ depends_on = None
 
 
 def upgrade() -> None:
+    op.add_column("auth_account", sa.Column("totp_last_step", sa.BigInteger(), nullable=True))
     op.create_table(
         "auth_launch",
         sa.Column("launch_hash", sa.String(length=64), nullable=False),
@@ -41,5 +42,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("auth_account") as batch:
+        batch.drop_column("totp_last_step")
     op.drop_table("auth_challenge")
     op.drop_table("auth_launch")

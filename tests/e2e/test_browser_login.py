@@ -90,6 +90,7 @@ class Visit:
 
 def check_page(page: Page, title: str) -> None:
     """French, DSFR-styled, and the accessibility basics (one h1, every field labelled)."""
+    page.wait_for_load_state("load")  # after a form post, the stylesheet may still be on its way
     assert page.evaluate("document.documentElement.lang") == "fr", title
     facts = page.evaluate(
         """() => {

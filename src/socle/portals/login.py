@@ -19,6 +19,7 @@ import secrets
 from typing import Any
 from urllib.parse import urlencode
 
+from sqlalchemy import Connection
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -384,12 +385,8 @@ class LoginPages:
     def _choose(self, request: Request, form: dict[str, str]) -> Response:
         flow_id = request.cookies.get(FLOW_COOKIE, "")
         with self.store.write() as conn:
-            flow = accounts.get_flow(conn, flow_id)
-            if (
-                flow is None
-                or not hmac.compare_digest(form.get("csrf", ""), flow.csrf)
-                or flow.stage != "for"
-            ):
+            flow = _flow_at(conn, flow_id, form, "for")
+            if flow is None:
                 return page("error.html", 403, title="Requête refusée", message="Jeton anti-CSRF invalide.")
             account = accounts.get_account(conn, flow.account_id or "")
             assert account is not None
@@ -412,12 +409,8 @@ class LoginPages:
         """Standalone `launch/patient` for a professional: the patient picker (by resource id or INS)."""
         flow_id = request.cookies.get(FLOW_COOKIE, "")
         with self.store.write() as conn:
-            flow = accounts.get_flow(conn, flow_id)
-            if (
-                flow is None
-                or not hmac.compare_digest(form.get("csrf", ""), flow.csrf)
-                or flow.stage != "patient"
-            ):
+            flow = _flow_at(conn, flow_id, form, "patient")
+            if flow is None:
                 return page("error.html", 403, title="Requête refusée", message="Jeton anti-CSRF invalide.")
             account = accounts.get_account(conn, flow.account_id or "")
             assert account is not None
@@ -604,3 +597,11 @@ def login_routes(store: Store, settings: Settings) -> list[BaseRoute]:
         Route("/auth/logout", pages.logout, methods=["GET", "POST"]),
         Mount("/static", app=StaticFiles(directory=HERE / "static", check_dir=False), name="static"),
     ]
+
+
+def _flow_at(conn: Connection, flow_id: str, form: dict[str, str], stage: str) -> Any:
+    """The login flow of this browser if the form carries its CSRF token and it is at `stage`."""
+    flow = accounts.get_flow(conn, flow_id)
+    if flow is None or flow.stage != stage or not hmac.compare_digest(form.get("csrf", ""), flow.csrf):
+        return None
+    return flow

@@ -26,7 +26,7 @@ from typing import Any
 
 import orjson
 from _common import PG_URL, load_line, machine_lines, percentile, pg_schema, synthea_dataset, unique_name
-from sqlalchemy import Engine, event, text
+from sqlalchemy import Engine, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -142,16 +142,8 @@ def main() -> int:
         Path(args.db).unlink(missing_ok=True)
         engine: Engine = make_engine(f"sqlite:///{args.db}")
         return measure(engine, settings, args)
-    with pg_schema(PG_URL, unique_name("bench_policy")) as schema:
-        engine = make_engine(PG_URL, pool_size=2)
-
-        @event.listens_for(engine, "connect")
-        def _path(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute(f'SET search_path TO "{schema}"')
-            cursor.close()
-            dbapi_connection.commit()
-
+    with pg_schema(PG_URL, unique_name("bench_policy")) as url:  # search_path in the URL
+        engine = make_engine(url, pool_size=2)
         return measure(engine, settings, args)
 
 
@@ -184,6 +176,7 @@ def measure(engine: Engine, settings: Settings, args: argparse.Namespace) -> int
     }
     urls = mix(patient)
     times: dict[str, list[float]] = {name: [] for name in principals}
+    cpu: dict[str, list[float]] = {name: [] for name in principals}  # this process's CPU, ms
     per_url: dict[tuple[str, str], list[float]] = {}
     rng = random.Random(7)
     for name, p in principals.items():  # warm-up
@@ -195,10 +188,11 @@ def measure(engine: Engine, settings: Settings, args: argparse.Namespace) -> int
         rng.shuffle(order)
         for name in order:
             for url in urls:
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 run(ep, principals[name], "GET", url)
                 elapsed = (time.perf_counter() - t0) * 1000
                 times[name].append(elapsed)
+                cpu[name].append((time.process_time() - c0) * 1000)
                 per_url.setdefault((name, url), []).append(elapsed)
     floor: list[float] = []
     with engine.connect() as conn:
@@ -215,10 +209,18 @@ def measure(engine: Engine, settings: Settings, args: argparse.Namespace) -> int
     print(load_line("end"))
     base95 = percentile(times["system"], 95)
     base50 = percentile(times["system"], 50)
-    print(f"\n{'principal':34} {'p50 ms':>8} {'p95 ms':>8} {'p50 ratio':>10} {'p95 ratio':>10}")
+    cpu_base = sum(cpu["system"])
+    print(
+        f"\n{'principal':34} {'p50 ms':>8} {'p95 ms':>8} {'p50 ratio':>10} {'p95 ratio':>10}"
+        f" {'CPU ms/req':>11} {'CPU ratio':>10}"
+    )
     for name, values in times.items():
         p50, p95 = percentile(values, 50), percentile(values, 95)
-        print(f"{name:34} {p50:8.2f} {p95:8.2f} {p50 / base50:10.2f} {p95 / base95:10.2f}")
+        mean_cpu = sum(cpu[name]) / len(cpu[name])
+        print(
+            f"{name:34} {p50:8.2f} {p95:8.2f} {p50 / base50:10.2f} {p95 / base95:10.2f}"
+            f" {mean_cpu:11.2f} {sum(cpu[name]) / cpu_base:10.2f}"
+        )
     print(f"{'raw SQL compartment floor':34} {percentile(floor, 50):8.2f} {percentile(floor, 95):8.2f}")
     print("\nper query p95 ms (system / médecin traitant / nurse / citizen):")
     for url in urls:

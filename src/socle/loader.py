@@ -5,6 +5,10 @@ nothing). Collections, single resources and NDJSON are loaded resource by resour
 `PUT Type/id` when the resource has an id (ids, and so references between files, are kept), else
 `POST`. A resource rejected only because a reference points at something not loaded yet is retried
 after the rest, so files can come in any order.
+
+Every write is audited as through the API: its AuditEvents (agent: the `socle load` operator, a
+system principal) are chained in the write's own transaction, so loaded data never exists without
+its audit trail.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import orjson
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from socle.api import audit
 from socle.api.request import Context, FhirRequest, FhirResponse
 from socle.api.router import dispatch
 from socle.config import get_settings
@@ -28,8 +33,12 @@ from socle.store.access import SYSTEM
 from socle.store.engine import make_engine
 from socle.store.migrate import upgrade
 from socle.store.repository import Store
+from socle.trust.principal import SYSTEM_PRINCIPAL, Principal
 
 BATCH_SIZE = 500
+BASE_URL = "urn:socle:load"
+# The operator running `socle load`: system rights, recorded as `urn:socle:principal|socle-load`.
+LOADER = Principal(kind="system", subject="socle-load", scopes=SYSTEM_PRINCIPAL.scopes)
 
 
 @dataclass
@@ -83,7 +92,10 @@ class _Loader:
 
     def run(self, request: FhirRequest) -> FhirResponse:
         with self.store.write() as conn:
-            return dispatch(request, Context(self.store, conn, SYSTEM, self.settings, "urn:socle:load"))
+            ctx = Context(self.store, conn, SYSTEM, self.settings, BASE_URL, LOADER)
+            response = dispatch(request, ctx)
+            audit.append(conn, self.settings, audit.events(request, ctx, response))  # both or neither
+            return response
 
     def load(self, unit: _Unit) -> None:
         if unit.bundle is not None:

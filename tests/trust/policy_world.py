@@ -9,13 +9,14 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from socle.api.http import FhirEndpoint
 from socle.api.request import FhirRequest, FhirResponse
 from socle.config import Settings
 from socle.fhir.errors import FhirError
 from socle.services.demo_people import qualified_patient
+from socle.store.engine import make_engine
 from socle.store.repository import Store
 from socle.trust.auth.scopes import ScopeSet
 from socle.trust.policy.labels import CONFIDENTIALITY_SYSTEM
@@ -29,6 +30,17 @@ TRE_A07_PDSM = (
     "https://mos.esante.gouv.fr/NOS/TRE_A07-StatusVisibiliteDocument/FHIR/TRE-A07-StatusVisibiliteDocument"
 )
 ALL = ScopeSet.parse("user/*.cruds")
+
+
+def second_engine(engine: Engine) -> Engine:
+    """Another engine on the same database (as another `socle serve` worker): its own pool and its
+    own relationship cache. The caller disposes of it."""
+    if engine.dialect.name == "sqlite":
+        return make_engine(str(engine.url))
+    from tests.conftest import pg_engine
+
+    with engine.connect() as conn:
+        return pg_engine(str(conn.execute(text("SELECT current_schema()")).scalar()))
 
 
 def endpoint(engine: Engine, **settings: Any) -> FhirEndpoint:

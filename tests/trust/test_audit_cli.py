@@ -7,7 +7,7 @@ from pathlib import Path
 
 import orjson
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from typer.testing import CliRunner
 
 from socle.cli import app
@@ -81,3 +81,38 @@ def test_checkpoint_and_pinned_keys(audited: str, tmp_path: Path) -> None:
     result = runner.invoke(app, ["audit", "verify", "--database", audited, "--jwks", str(stranger)])
     assert result.exit_code == 1
     assert "unknown key" in result.output
+
+
+def test_load_is_audited_in_the_write_transaction(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every resource `socle load` writes is named by an AuditEvent of the loader, chain intact;
+    a rejected resource leaves none."""
+    monkeypatch.setenv("SOCLE_AUTH_MASTER_KEY", MASTER_KEY)
+    get_settings.cache_clear()
+    patient = {"resourceType": "Patient", "id": "p1", "name": [{"family": "Durand"}]}
+    observation = {
+        "resourceType": "Observation",
+        "id": "o1",
+        "status": "final",
+        "code": {"text": "poids"},
+        "subject": {"reference": "Patient/p1"},
+    }
+    bad = {"resourceType": "Observation", "id": "o2", "status": "nonsense", "code": {"text": "x"}}
+    data = tmp_path / "data.ndjson"
+    data.write_bytes(b"\n".join(orjson.dumps(r) for r in (patient, observation, bad)) + b"\n")
+    result = runner.invoke(app, ["load", str(data), "--database", database_url])
+    assert "2 resources loaded, 1 rejected" in result.output, result.output
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        rows = list(
+            conn.execute(select(audit_event.c.compartment, audit_event.c.agent, audit_event.c.entity))
+        )
+    engine.dispose()
+    assert rows and {r.agent for r in rows} == {"urn:socle:principal|socle-load"}
+    named = " ".join(r.entity for r in rows)
+    assert "Patient/p1" in named and "Observation/o1" in named and "Observation/o2" not in named
+    assert {r.compartment for r in rows} == {"p1"}
+    verified = runner.invoke(app, ["audit", "verify", "--database", database_url])
+    assert verified.exit_code == 0, verified.output
+    get_settings.cache_clear()

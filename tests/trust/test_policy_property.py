@@ -34,6 +34,7 @@ from tests.trust.policy_world import (
     endpoint,
     load,
     professional,
+    second_engine,
     world,
 )
 
@@ -426,6 +427,10 @@ def test_policy_matches_the_reference(engine: Engine, backend: str) -> None:
     ep = endpoint(engine)
     everything = {f"{r['resourceType']}/{r['id']}": r for r in world()}
     load(ep, world())
+    # Choices are written through another app instance (another worker, its own engine): the
+    # reading instance's relationship cache must see them on its next request.
+    other = second_engine(engine)
+    writer = endpoint(other)
 
     state: dict[str, bool] = {}
 
@@ -441,10 +446,13 @@ def test_policy_matches_the_reference(engine: Engine, backend: str) -> None:
                 continue  # unchanged since the previous example
             body = consent(name, patient, provision)
             body["status"] = "active" if name in on else "inactive"
-            assert call(ep, SYSTEM, "PUT", f"Consent/{name}", body)[0] in (200, 201)
+            assert call(writer, SYSTEM, "PUT", f"Consent/{name}", body)[0] in (200, 201)
             state[name] = name in on
         ref = Reference(everything, set(on))
         for q in queries:
             check(ep, ref, who, q)
 
-    run()
+    try:
+        run()
+    finally:
+        other.dispose()

@@ -22,6 +22,7 @@ def page_size(req: FhirRequest, ctx: Context) -> int:
 
 
 def resource_entry(ctx: Context, version: StoredVersion) -> dict[str, Any]:
+    ctx.show(version)  # for the audit
     entry: dict[str, Any] = {"fullUrl": ctx.absolute(version.reference)}
     if version.raw is not None:
         # The stored JSON goes into the Bundle as-is: no parse/serialise per entry.

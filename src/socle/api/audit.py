@@ -4,7 +4,8 @@ Recording (called from `FhirEndpoint._execute`, and for 401/403 from `audit_deni
 whole FHIR endpoint, so bearer-token refusals are recorded too):
 - `events(req, ctx, response)` describes the access from the request and its response: the
   resource read or written (`response.version`), every entry of a searchset/history/batch/transaction
-  Bundle; their patient compartments come from one indexed lookup per type on `resource`.
+  Bundle; their patient compartments are those of the stored versions the handlers put in the
+  response (`Context.shown`), else from one indexed lookup per type on `resource`.
 - writes (create/update/patch/delete, batch/transaction, POST operations) are always recorded and
   appended in the write's own transaction (`append`): a rolled-back write leaves no AuditEvent and
   an AuditEvent never exists without its write. Reads are recorded when they touch a patient's data
@@ -27,7 +28,7 @@ let anyone write into a patient's access history (the server is the only author)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 from urllib.parse import urlencode
 
@@ -122,8 +123,11 @@ def _is_audit(segments: list[str]) -> bool:
 # -- recording -----------------------------------------------------------------------------------
 
 
-def events(req: FhirRequest, ctx: Context, response: FhirResponse) -> list[dict[str, Any]]:
-    """The AuditEvents of a successful request (empty when auditing is off or nothing is recorded)."""
+def events(
+    req: FhirRequest, ctx: Context, response: FhirResponse, break_glass: Mapping[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """The AuditEvents of a successful request (empty when auditing is off or nothing is recorded).
+    `break_glass`: the patients the principal reaches under a running break-glass grant → reason."""
     segments = req.segments
     code = interaction(req.method, segments, req.body)
     if code == "transaction":
@@ -134,6 +138,7 @@ def events(req: FhirRequest, ctx: Context, response: FhirResponse) -> list[dict[
         return []
     writes = req.method not in ("GET", "HEAD") and code not in _SEARCHES
     access = Access(code, _action(code, req.method), patient=_target_patient(segments))
+    access.break_glass_for = dict(break_glass or {})
     if code in _SEARCHES or code == "operation" or code.startswith("history"):
         access.query = _request_line(req)
     unknown: list[_Ref] = []
@@ -151,7 +156,7 @@ def events(req: FhirRequest, ctx: Context, response: FhirResponse) -> list[dict[
                     unknown.append(_Ref(ref[0], ref[1], None, access.action))
     elif isinstance(body, dict) and body.get("resourceType") == "Parameters":
         _parameters(body, segments, access, unknown)
-    _resolve(ctx.conn, unknown, access)
+    _resolve(ctx.conn, unknown, access, ctx.shown)
     if not writes and access.patient is None and not any(t.compartment for t in access.touched):
         return []  # a read that returned no patient data
     return build_events(access, ctx.principal, site=ctx.base_url, now=now_us())
@@ -225,12 +230,21 @@ def _relative(full_url: Any, base: str | None) -> tuple[str, str] | None:
     return (parts[-2], parts[-1]) if len(parts) >= 2 else None
 
 
-def _resolve(conn: Connection, unknown: Sequence[_Ref], access: Access) -> None:
-    """Look the patient compartments of `Type/id`s up on `resource`: one round trip (a UNION ALL of
-    one indexed `resource_type = … AND id IN (…)` per type) for up to 1000 resources."""
+def _resolve(
+    conn: Connection,
+    unknown: Sequence[_Ref],
+    access: Access,
+    shown: Mapping[tuple[str, str], str | None] | None = None,
+) -> None:
+    """The patient compartments of `Type/id`s: those the handlers put in the response as stored
+    (`Context.shown`, e.g. search and history entries) are known; the others are looked up on
+    `resource` in one round trip (a UNION ALL of one indexed `resource_type = … AND id IN (…)` per
+    type) for up to 1000 resources."""
+    found: dict[tuple[str, str], str | None] = dict(shown or {})
     by_type: dict[str, set[str]] = {}
     for item in unknown:
-        by_type.setdefault(item.type, set()).add(item.id)
+        if (item.type, item.id) not in found:
+            by_type.setdefault(item.type, set()).add(item.id)
     parts = []
     for type_, ids in by_type.items():
         listed = sorted(ids)
@@ -240,7 +254,6 @@ def _resolve(conn: Connection, unknown: Sequence[_Ref], access: Access) -> None:
                     resource.c.resource_type == type_, resource.c.id.in_(listed[start : start + 1000])
                 )
             )
-    found: dict[tuple[str, str], str | None] = {}
     for start in range(0, len(parts), 20):  # SQLite allows at most 500 terms in a compound SELECT
         chunk = parts[start : start + 20]
         statement = chunk[0] if len(chunk) == 1 else union_all(*chunk)

@@ -87,7 +87,8 @@ class FhirEndpoint:
                 response = resource_hooks.filter_response(response, principal)  # what others may see
                 if writes:  # learn (or refuse, 422) the SearchParameters written here, before commit
                     search_parameters.refresh(conn, strict=True)
-                recorded = audit.events(req, ctx, response)  # AuditEvents of this access (api/audit.py)
+                # AuditEvents of this access (api/audit.py), saying which patients it reached by break-glass
+                recorded = audit.events(req, ctx, response, decision.break_glass)
                 if writes:
                     audit.append(conn, self.settings, recorded)  # in the write's transaction: both or neither
             if not writes:

@@ -86,6 +86,12 @@ class Context:
     base_url: str
     # Who asks (from the bearer token; SYSTEM when protection is off): the policy and audit start here.
     principal: Principal = SYSTEM_PRINCIPAL
+    # (type, id) → patient compartment of each stored resource put in the response: the audit
+    # records them without looking them up again (api/audit.py).
+    shown: dict[tuple[str, str], str | None] = field(default_factory=dict)
+
+    def show(self, version: StoredVersion) -> None:
+        self.shown[(version.resource_type, version.id)] = version.compartment
 
     def absolute(self, relative: str) -> str:
         return f"{self.base_url}/{relative}"

@@ -13,12 +13,17 @@ from typing import Protocol
 
 from sqlalchemy import ColumnElement, FromClause, true
 
+from socle.store import policy_stamp  # noqa: F401  (registers the stamp's write hook with the store)
+
 
 class AccessFilter(Protocol):
     """A policy decision bound to one request: a SQL condition on a resource-shaped table."""
 
     def condition(self, table: FromClause) -> ColumnElement[bool]:
-        """A boolean SQL expression over `table` (which has resource_type, compartment, security)."""
+        """A boolean SQL expression over `table` (which has resource_type, compartment, security).
+
+        It may name `table` only as SQL text (the policy's `PolicySQL`): the statement must select
+        from `table` itself, the condition adds nothing to its FROM list."""
         ...
 
 

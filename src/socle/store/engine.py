@@ -30,6 +30,12 @@ def normalize_url(url: str) -> URL:
     return parsed
 
 
+# Compiled statements are cached per shape and, under the access policy, per decision (the
+# policy's condition is compiled once per decision: socle.trust.policy.filters): room for many
+# professionals at once, not SQLAlchemy's default 500.
+QUERY_CACHE_SIZE = 5000
+
+
 def make_engine(url: str, *, pool_size: int = 20) -> Engine:
     parsed = normalize_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -43,6 +49,7 @@ def make_engine(url: str, *, pool_size: int = 20) -> Engine:
             pool_size=pool_size,
             max_overflow=pool_size,
             pool_recycle=3600,
+            query_cache_size=QUERY_CACHE_SIZE,
             json_serializer=_json_dumps,
             json_deserializer=orjson.loads,
         )
@@ -54,6 +61,7 @@ def _sqlite_engine(url: URL) -> Engine:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(
         url,
+        query_cache_size=QUERY_CACHE_SIZE,
         json_serializer=_json_dumps,
         json_deserializer=orjson.loads,
         connect_args={"check_same_thread": False, "timeout": 60},

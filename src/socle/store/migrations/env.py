@@ -8,6 +8,7 @@ import socle.store.audit_tables  # noqa: F401  (audit chain tables)
 import socle.store.auth_tables  # noqa: F401  (authorization server tables)
 import socle.store.identity_tables  # noqa: F401  (identity referential tables)
 import socle.store.indexes  # noqa: F401  (registers the index tables on the metadata)
+import socle.store.policy_stamp  # noqa: F401  (the access policy's cache stamp)
 import socle.store.positions  # noqa: F401  (Location positions for `near`)
 from socle.store.fulltext import include_name
 from socle.store.schema import metadata

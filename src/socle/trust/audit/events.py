@@ -24,7 +24,8 @@ module turns that into AuditEvent resources shaped after IHE BALP (Basic Audit L
   type), not requestor. Searching `agent=` finds the actor; `patient=` finds the represented patient.
 - `purposeOfEvent` (v3-ActReason): TREAT for professionals, PATRQT for patients, FAMRQT for
   delegates, HOPERAT for the system, and for break-glass ETREAT + BTG with the declared reason as
-  text.
+  text: the `$break-glass` request itself, and every later access to that patient's record while
+  the grant runs.
 - `entity`: the patient (audit-entity-type 1 Person, object-role 1 Patient), each resource touched
   (2 System Object, role 4 Domain Resource; version-specific reference when known), and for searches
   and operations the request itself (role 24 Query, `query` = base64 of "METHOD path?query").
@@ -95,6 +96,9 @@ class Access:
     patient: str | None = None
     # The declared reason of a break-glass access, when the policy granted one.
     break_glass: str | None = None
+    # Patients this principal reaches under a running break-glass grant → its reason: every event
+    # about one of them says so (purpose ETREAT + BTG, the reason as text), reads included.
+    break_glass_for: dict[str, str] = field(default_factory=dict)
     address: str | None = None  # the client's network address
 
 
@@ -143,7 +147,10 @@ def _event(
     }
     if access.outcome_desc and outcome != "0":
         event["outcomeDesc"] = access.outcome_desc[:500]
-    event["purposeOfEvent"] = _purpose(principal, access.break_glass)
+    reason = access.break_glass
+    if reason is None and patient is not None:
+        reason = access.break_glass_for.get(patient)
+    event["purposeOfEvent"] = _purpose(principal, reason)
     event["agent"] = _agents(principal, access.address)
     event["source"] = {
         "site": site,

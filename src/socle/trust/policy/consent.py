@@ -34,6 +34,7 @@ class ConsentRule:
     actors: frozenset[str]  # "Practitioner/1", "PractitionerRole/2"
     data: frozenset[tuple[str, str]]  # (type, id) of masked items
     end: datetime | None
+    reason: str | None = None  # a break-glass grant's declared reason (purpose display)
 
 
 def _ref(value: Any) -> str | None:
@@ -55,6 +56,19 @@ def _instant(text: Any) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _period(body: Mapping[str, Any]) -> dict[str, Any]:
+    provision = body.get("provision")
+    period = provision.get("period") if isinstance(provision, dict) else None
+    return period if isinstance(period, dict) else {}
+
+
+def next_change(body: Mapping[str, Any], now: datetime) -> datetime | None:
+    """When this Consent's effect changes by itself after `now` (its period starts or ends)."""
+    period = _period(body)
+    moments = [t for t in (_instant(period.get("start")), _instant(period.get("end"))) if t and t > now]
+    return min(moments, default=None)
+
+
 def parse_consent(body: Mapping[str, Any], now: datetime) -> ConsentRule | None:
     """The rule a Consent states, or None if it has no effect now."""
     if body.get("status") != "active":
@@ -62,7 +76,7 @@ def parse_consent(body: Mapping[str, Any], now: datetime) -> ConsentRule | None:
     provision = body.get("provision")
     if not isinstance(provision, dict):
         return None
-    period: dict[str, Any] = provision["period"] if isinstance(provision.get("period"), dict) else {}
+    period = _period(body)
     end = _instant(period.get("end"))
     start = _instant(period.get("start"))
     if (end is not None and end <= now) or (start is not None and start > now):
@@ -83,9 +97,10 @@ def parse_consent(body: Mapping[str, Any], now: datetime) -> ConsentRule | None:
         for r in [_ref(d.get("reference"))]
         if r
     )
-    purposes = {
-        p.get("code") for p in provision.get("purpose") or [] if isinstance(p, dict) and p.get("code")
-    }
+    purpose = [
+        p for p in provision.get("purpose") or [] if isinstance(p, dict) and isinstance(p.get("code"), str)
+    ]
+    purposes = {p["code"] for p in purpose}
     kind = provision.get("type")
     if kind == "deny":
         if data:
@@ -100,4 +115,5 @@ def parse_consent(body: Mapping[str, Any], now: datetime) -> ConsentRule | None:
         rule = "break-glass" if BREAK_GLASS in purposes else "grant"
     else:
         rule = "other"
-    return ConsentRule(rule, patient, actors, data, end)
+    reason = next((p.get("display") for p in purpose if p["code"] == BREAK_GLASS), None)
+    return ConsentRule(rule, patient, actors, data, end, reason if isinstance(reason, str) else None)

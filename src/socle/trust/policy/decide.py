@@ -7,6 +7,7 @@ system scopes, or any non-system principal with no resource scope at all, is ref
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -23,7 +24,7 @@ from socle.trust.policy.labels import (
     VERY_RESTRICTED,
 )
 from socle.trust.policy.matrix import ProfessionRights, rights_of
-from socle.trust.policy.relations import relations_of
+from socle.trust.policy.relations import cached_relations
 from socle.trust.principal import Principal
 
 PUBLIC_PATHS = frozenset({"metadata", ".well-known/smart-configuration"})
@@ -57,6 +58,8 @@ class Decision:
     rights: ProfessionRights | None = None
     refs: frozenset[str] = frozenset()
     masked: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+    # patients under a running break-glass grant → its declared reason (recorded in AuditEvents)
+    break_glass: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def practitioner(self) -> str | None:
@@ -84,8 +87,9 @@ def _professional(conn: Connection, principal: Principal, now: datetime, *, emer
     practitioner = principal.fhir_user if (principal.fhir_user or "").startswith("Practitioner/") else None
     if practitioner is None:
         raise Forbidden("This account is not linked to a Practitioner: no access to patient records")
-    rel = relations_of(conn, practitioner, now)
-    full = frozenset((rel.emergency if emergency else rel.gp | rel.emergency) - rel.blocked)
+    rel = cached_relations(conn, practitioner, now)
+    emergencies = rel.emergency.keys() - rel.blocked
+    full = frozenset(emergencies if emergency else (rel.gp - rel.blocked) | emergencies)
     matrix = frozenset() if emergency else frozenset((rel.team | rel.granted) - rel.blocked - full)
     profession = principal.practice.profession if principal.practice else None
     rights = ProfessionRights("urgence", None, None) if emergency else rights_of(profession)
@@ -101,6 +105,7 @@ def _professional(conn: Connection, principal: Principal, now: datetime, *, emer
         rights=rights,
         refs=rel.refs,
         masked=frozenset(rel.masked),
+        break_glass={p: rel.emergency[p] for p in emergencies},
     )
 
 

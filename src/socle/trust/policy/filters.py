@@ -3,21 +3,42 @@
 Each filter is built once per request and is immutable; its `condition(table)` is ANDed by the store
 into every SELECT on `resource` or `resource_history` (or an alias of them), so every read path
 (read, vread, search with chains/_has/_include/_revinclude, history, compartment search,
-$everything, batch entries, operations) returns only admitted rows.
+$everything, batch entries, operations) returns only admitted rows. On a table or a named alias the
+condition is SQL text rendered once per equal decision (`PolicySQL`); on an anonymous alias (chains,
+`_has`) an expression built once per request.
 """
 
 from __future__ import annotations
 
-import functools
+import itertools
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, FromClause, and_, exists, false, not_, or_, select, true
+from sqlalchemy import (
+    Alias,
+    Boolean,
+    ColumnElement,
+    Dialect,
+    FromClause,
+    Select,
+    Table,
+    and_,
+    exists,
+    false,
+    literal_column,
+    not_,
+    or_,
+    select,
+    true,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.visitors import InternalTraversal
 
 from socle.fhir.hashing import system_value_hash, value_hash
 from socle.store.access import AccessFilter
 from socle.store.indexes import idx_reference, idx_token
-from socle.store.schema import resource, resource_history
 from socle.trust.policy.labels import MASQUE_PS, labelled
 
 # Non-patient resources every admitted person may read (directory, terminology, conformance).
@@ -46,6 +67,11 @@ PUBLIC_TYPES = frozenset(
         "Library",
     }
 )
+# The index tables the policy probes in EXISTS subqueries, under names of their own so that they
+# are never correlated with the query's own idx_token / idx_reference; built once (an alias builds
+# its column collection on first use: per request that was a measurable share of the policy's cost).
+POLICY_KINDS = idx_token.alias("policy_kinds")
+POLICY_AUTHORS = idx_reference.alias("policy_authors")
 # Never shown to professionals: the patient's own choices and the record of who looked.
 PATIENT_PRIVATE_TYPES = frozenset({"AuditEvent", "Consent"})
 # Reference parameters naming who wrote an item (the author still sees what the patient masked).
@@ -64,13 +90,15 @@ class DenyAll:
 
 
 class _Memo:
-    """A filter's condition per table object, built once per request (statements reuse them)."""
+    """A filter's condition: shared by equal decisions on named tables, else built once per request
+    per table object (the statements of a request reuse it)."""
 
     _memo: dict[int, tuple[FromClause, ColumnElement[bool]]]
 
     def condition(self, table: FromClause) -> ColumnElement[bool]:
-        if table is resource or table is resource_history:  # shared: reuse across equal decisions
-            return _shared_condition(self, table.name)
+        names = _names(table)
+        if names is not None:  # a table, or a named alias of one: shared across equal decisions
+            return _rendered(self, table, names)
         hit = self._memo.get(id(table))
         if hit is None or hit[0] is not table:
             hit = (table, self._build(table))
@@ -81,12 +109,72 @@ class _Memo:
         raise NotImplementedError
 
 
-@functools.lru_cache(maxsize=512)
-def _shared_condition(access: _Memo, table_name: str) -> ColumnElement[bool]:
-    """The condition of an equal decision on the store's own tables (expressions are immutable, so
-    sharing them across requests is safe; the key is the whole decision, so a changed consent or
-    relationship gives a different key: nothing stale is ever reused)."""
-    return access._build(resource if table_name == "resource" else resource_history)
+class PolicySQL(ColumnElement[bool]):
+    """A filter's condition on a table named in SQL (a table or a named alias), compiled once per
+    dialect to SQL text with its values inline and reused by every statement of every equal decision.
+
+    Why: as an expression the condition made every statement that carries it longer to key for
+    SQLAlchemy's compiled cache and to expand (its IN lists are expanding parameters), and an alias
+    made per statement (results' `newest`) rebuilt it each time; that was most of a professional's
+    extra CPU per request. Its cache key is a token unique to (decision, table name), never reused.
+    The values are the decision's own (patient ids, hashes, labels), rendered by the dialect's
+    literal processors.
+    """
+
+    __visit_name__ = "socle_policy_sql"
+    inherit_cache = True
+    _traverse_internals = [("token", InternalTraversal.dp_string)]
+    type = Boolean()
+    _is_implicitly_boolean = True  # a condition: never rendered as `(…) = 1` where booleans are ints
+
+    def __init__(self, token: str, condition: ColumnElement[bool], table: FromClause) -> None:
+        self.token = token
+        self._statement: Select[Any] = select(literal_column("1")).select_from(table).where(condition)
+        self._sql: dict[str, str] = {}
+
+    def sql(self, dialect: Dialect) -> str:
+        text = self._sql.get(dialect.name)
+        if text is None:
+            compiled = str(self._statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+            _select, where, condition = compiled.partition("\nWHERE ")
+            if not where:  # SQLAlchemy folded the condition into nothing: it admits every row
+                condition = str(true().compile(dialect=dialect))
+            text = self._sql[dialect.name] = f"({condition})"
+        return text
+
+
+@compiles(PolicySQL)
+def _compile_policy_sql(element: PolicySQL, compiler: SQLCompiler, **kw: Any) -> str:
+    return element.sql(compiler.dialect)
+
+
+def _names(table: FromClause) -> tuple[str, str] | None:
+    """(table name, name in SQL) of a table or a named alias of one; None for anything else."""
+    if isinstance(table, Table):
+        return table.name, table.name
+    if isinstance(table, Alias) and isinstance(table.element, Table) and not table.name.startswith("%("):
+        return table.element.name, table.name
+    return None
+
+
+_RENDERED: dict[tuple[Any, tuple[str, str]], PolicySQL] = {}
+_RENDERED_LOCK = threading.Lock()
+_TOKENS = itertools.count()
+RENDERED_SIZE = 2048  # (decision, table) pairs kept; past it the cache starts over
+
+
+def _rendered(access: _Memo, table: FromClause, names: tuple[str, str]) -> PolicySQL:
+    """The shared condition of an equal decision (the key is the whole decision, so a changed
+    consent or relationship gives a different key: nothing stale is ever reused)."""
+    key = (access, names)
+    hit = _RENDERED.get(key)
+    if hit is not None:
+        return hit
+    built = PolicySQL(f"{next(_TOKENS)}:{names[1]}", access._build(table), table)
+    with _RENDERED_LOCK:
+        if len(_RENDERED) >= RENDERED_SIZE:
+            _RENDERED.clear()
+        return _RENDERED.setdefault(key, built)
 
 
 def _memo() -> Any:
@@ -145,7 +233,7 @@ class ProfessionalFilter(_Memo):
         if self.documents is None or "resource_key" not in c:
             return allowed
         hashes = [value_hash("DocumentReference", "type", code) for code in sorted(self.documents)]
-        tokens = idx_token.alias("policy_kinds")  # never correlated with an idx_token of the query
+        tokens = POLICY_KINDS
         document_ok = exists(
             select(tokens.c.resource_key).where(
                 tokens.c.resource_key == c.resource_key, tokens.c.value_hash.in_(hashes)
@@ -169,7 +257,7 @@ class ProfessionalFilter(_Memo):
         ]
         if not hashes or "resource_key" not in table.c:
             return false()
-        authors = idx_reference.alias("policy_authors")  # never correlated with the query's own
+        authors = POLICY_AUTHORS
         return exists(
             select(authors.c.resource_key).where(
                 authors.c.resource_key == table.c.resource_key, authors.c.target_hash.in_(hashes)

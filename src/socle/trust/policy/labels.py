@@ -70,6 +70,11 @@ def _spellings(label: str) -> list[str]:
     return [label, *(alias for alias, target in _ALIASES.items() if target == label)]
 
 
+# Aliases of their own (never correlated with the query's tables), built once: see filters.POLICY_KINDS.
+LABELS_OF = resource.alias("labels_of")
+POLICY_LABELS = idx_token.alias("policy_labels")
+
+
 def labelled(table: FromClause, labels: Iterable[str]) -> ColumnElement[bool]:
     """SQL: the row carries one of `labels` (current labels of the resource, for history rows)."""
     wanted = sorted(set(labels))
@@ -78,7 +83,7 @@ def labelled(table: FromClause, labels: Iterable[str]) -> ColumnElement[bool]:
     if "security" in table.c:
         security: ColumnElement[Any] = table.c.security
     else:  # resource_history has no labels of its own: the resource's current labels govern
-        current = resource.alias("labels_of")
+        current = LABELS_OF
         security = (
             select(current.c.security).where(current.c.resource_key == table.c.resource_key).scalar_subquery()
         )
@@ -95,7 +100,7 @@ def labelled(table: FromClause, labels: Iterable[str]) -> ColumnElement[bool]:
     hashes = [
         value_hash("DocumentReference", "security-label", s) for label in wanted for s in _spellings(label)
     ]
-    tokens = idx_token.alias("policy_labels")  # never correlated with an idx_token of the query
+    tokens = POLICY_LABELS
     document_label = and_(
         table.c.resource_type == "DocumentReference",
         exists(

@@ -1,6 +1,9 @@
 """Per-request lookups: who a professional is, which patients they have a care relationship with,
-and which patient choices (Consent) concern them. Run once per request on its connection, so a
-choice written by one request takes effect on the next one (nothing is cached across requests).
+and which patient choices (Consent) concern them. Computed on the request's connection, and cached
+per process (`cached_relations`) under the database's policy stamp (`socle.store.policy_stamp`),
+which every write of a Patient, CareTeam, Consent or PractitionerRole bumps in its own transaction:
+a choice written by any process takes effect on the next request. A cached entry also expires when
+a Consent it read starts or ends (a break-glass grant running out).
 
 Care relationship (any of):
 - médecin traitant: `Patient.generalPractitioner` references the Practitioner or one of their
@@ -15,18 +18,21 @@ A block (Consent deny naming them, no data) removes the patient whatever else ho
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import orjson
-from sqlalchemy import Connection, case, false, null, select
+from sqlalchemy import Connection, Engine, case, false, null, select
 
 from socle.fhir.hashing import param_hash, system_value_hash
+from socle.store import policy_stamp
 from socle.store.indexes import idx_reference
 from socle.store.schema import resource
-from socle.trust.policy.consent import ConsentRule, parse_consent
+from socle.trust.policy.consent import ConsentRule, next_change, parse_consent
 
 
 @dataclass
@@ -35,9 +41,17 @@ class Relations:
     gp: set[str] = field(default_factory=set)
     team: set[str] = field(default_factory=set)
     granted: set[str] = field(default_factory=set)
-    emergency: set[str] = field(default_factory=set)
+    emergency: dict[str, str] = field(default_factory=dict)  # patient → the break-glass reason
     blocked: set[str] = field(default_factory=set)
     masked: set[tuple[str, str]] = field(default_factory=set)
+    # When a Consent read here starts or ends: the relations are only valid until then.
+    changes: datetime | None = None
+
+    def consent(self, body: dict[str, Any], now: datetime) -> ConsentRule | None:
+        moment = next_change(body, now)
+        if moment is not None and (self.changes is None or moment < self.changes):
+            self.changes = moment
+        return parse_consent(body, now)
 
 
 def _rows(conn: Connection, resource_type: str, hashes: Sequence[int]) -> list[Any]:
@@ -99,7 +113,9 @@ def patient_consents(conn: Connection, patients: Iterable[str], now: datetime) -
     return rules
 
 
-def mask_consents(conn: Connection, patients: Iterable[str], now: datetime) -> list[ConsentRule]:
+def mask_consents(
+    conn: Connection, patients: Iterable[str], now: datetime, rel: Relations | None = None
+) -> list[ConsentRule]:
     """The Consents of these patients that name data (masks): found through their `data` index rows."""
     ids = sorted(set(patients))
     data = param_hash("Consent", "data")
@@ -122,7 +138,8 @@ def mask_consents(conn: Connection, patients: Iterable[str], now: datetime) -> l
             )
         )
         for (content,) in rows:
-            rule = parse_consent(_json(content), now)
+            body = _json(content)
+            rule = rel.consent(body, now) if rel is not None else parse_consent(body, now)
             if rule is not None:
                 rules.append(rule)
     return rules
@@ -160,7 +177,7 @@ def relations_of(conn: Connection, practitioner: str, now: datetime) -> Relation
             if compartment and body.get("status") in (None, "active", "proposed"):
                 rel.team.add(compartment)
         else:
-            rule = parse_consent(body, now)
+            rule = rel.consent(body, now)
             if rule is not None:
                 rules.append(rule)
     for rule in rules:
@@ -169,13 +186,48 @@ def relations_of(conn: Connection, practitioner: str, now: datetime) -> Relation
         if rule.kind == "grant":
             rel.granted.add(rule.patient)
         elif rule.kind == "break-glass":
-            rel.emergency.add(rule.patient)
+            rel.emergency[rule.patient] = rule.reason or rel.emergency.get(rule.patient) or ""
         elif rule.kind == "block":
             rel.blocked.add(rule.patient)
-    related = (rel.gp | rel.team | rel.granted | rel.emergency) - rel.blocked
-    for rule in mask_consents(conn, related, now):
+    related = (rel.gp | rel.team | rel.granted | rel.emergency.keys()) - rel.blocked
+    for rule in mask_consents(conn, related, now, rel):
         if rule.kind == "mask" and (not rule.actors or rule.actors & refs):
             rel.masked |= rule.data
+    return rel
+
+
+@dataclass(frozen=True)
+class _Entry:
+    generation: int
+    since: datetime  # the `now` it was computed for
+    relations: Relations
+
+
+_CACHE: WeakKeyDictionary[Engine, dict[str, _Entry]] = WeakKeyDictionary()
+_CACHE_LOCK = threading.Lock()
+CACHE_SIZE = 10_000  # professionals per database; past it the cache starts over
+
+
+def cached_relations(conn: Connection, practitioner: str, now: datetime) -> Relations:
+    """`relations_of`, reused while the database's policy stamp is unchanged and no Consent it read
+    has started or ended since. The stamp is read before the relations, so an entry is never older
+    than its generation. Callers must not mutate the result (it is shared)."""
+    generation = policy_stamp.generation(conn)
+    if generation is None:
+        return relations_of(conn, practitioner, now)
+    with _CACHE_LOCK:
+        entries = _CACHE.setdefault(conn.engine, {})
+        entry = entries.get(practitioner)
+    if entry is not None and entry.generation == generation and entry.since <= now:
+        changes = entry.relations.changes
+        if changes is None or now < changes:
+            return entry.relations
+    rel = relations_of(conn, practitioner, now)
+    if not policy_stamp.bumped_here(conn):  # nothing uncommitted of this transaction's own
+        with _CACHE_LOCK:
+            if len(entries) >= CACHE_SIZE:
+                entries.clear()
+            entries[practitioner] = _Entry(generation, now, rel)
     return rel
 
 

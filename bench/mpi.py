@@ -25,6 +25,7 @@ import json
 import random
 import sys
 import tempfile
+import textwrap
 import time
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -247,6 +248,7 @@ def run_size(
         "http_p99": percentile(http, 99) * ms,
         "lookup_p50": percentile(lookups, 50) * ms,
         "lookup_p95": percentile(lookups, 95) * ms,
+        "duplicates": duplicates,
         "dup_seconds": dup_seconds,
         "dup_rate": (summary.patients + summary.duplicates) / dup_seconds if dup_seconds else 0.0,
         "dup_candidate_pairs": candidate_pairs,
@@ -281,12 +283,16 @@ def report(r: dict[str, Any]) -> None:
     print(
         f"  $ins-lookup latency ms p50 / p95: HTTP in-process {r['lookup_p50']:.2f} / {r['lookup_p95']:.2f}"
     )
-    print(
-        f"  duplicates: {r['stored']} Patients in {r['dup_seconds']:.1f} s ({r['dup_rate']:.0f} Patients/s, "
-        f"{r['dup_candidate_pairs']} candidate pairs), {r['dup_reported']} pairs >= probable, "
-        f"recall {r['dup_recall']:.3f} of {r['dup_truth']} generated duplicates, "
-        f"precision {r['dup_precision']:.3f}"
-    )
+    if not r["duplicates"]:
+        print("  duplicates: skipped (--no-duplicates)")
+    else:
+        print(
+            f"  duplicates: {r['stored']} Patients in {r['dup_seconds']:.1f} s "
+            f"({r['dup_rate']:.0f} Patients/s, "
+            f"{r['dup_candidate_pairs']} candidate pairs), {r['dup_reported']} pairs >= probable, "
+            f"recall {r['dup_recall']:.3f} of {r['dup_truth']} generated duplicates, "
+            f"precision {r['dup_precision']:.3f}"
+        )
     print(f"  {load_line('end of size')}", flush=True)
 
 
@@ -317,6 +323,57 @@ def fit(patients: int, queries: int, seed: int, random_pairs: int) -> None:
     print(json.dumps(weights, indent=1))
 
 
+def blocks(patients: int, queries: int, seed: int) -> None:
+    """Candidates per `$match` query and quality with the current blocking keys, in memory (no SQL,
+    no second records): `index_keys`/`query_keys`, then `compare` and `model.score` as `mpi.match`."""
+    people = list(generate_people(patients, seed))
+    records = [record_from_traits(p.traits, p.index) for p in people]
+    block_index: dict[str, list[int]] = collections.defaultdict(list)
+    for r in records:
+        assert r.key is not None
+        for k in index_keys(r):
+            block_index[k].append(r.key)
+    stored_keys = sum(len(v) for v in block_index.values())
+    sizes: list[float] = []
+    results = []
+    for q in benchmark_queries(people, seed, queries):
+        record = record_from_traits(q.traits)
+        found = {c for k in query_keys(record) for c in block_index.get(k, ())}
+        sizes.append(float(len(found)))
+        scored = model.score([(c, compare(record, records[c])) for c in found])
+        graded = [(str(s.key), s.grade) for s in scored if s.grade != "certainly-not"]
+        results.append((q, None if q.truth is None else str(q.truth), graded))
+    quality = evaluate(results)
+    print(
+        f"[memory] {patients} identities, {stored_keys / patients:.2f} keys per identity: candidates per "
+        f"query mean {sum(sizes) / len(sizes):.1f}, p95 {percentile(sizes, 95):.0f}, "
+        f"p99 {percentile(sizes, 99):.0f}, max {max(sizes):.0f}; certain precision "
+        f"{quality['certain_precision']:.5f} {quality['certain']}, c+p recall {quality['recall']:.4f}, "
+        f"probable precision {quality['probable_precision']:.3f}",
+        flush=True,
+    )
+
+
+def common_sounds(patients: int, seed: int) -> None:
+    """Print the body of referentials/identity/common_sounds.py: the name sounds borne by at least
+    THRESHOLD of a synthetic population."""
+    from socle.referentials.identity.blocking import surname_sounds
+    from socle.referentials.identity.common_sounds import THRESHOLD
+    from socle.referentials.identity.names import phonetic
+
+    surnames: collections.Counter[str] = collections.Counter()
+    givens: collections.Counter[str] = collections.Counter()
+    for person in generate_people(patients, seed):
+        record = record_from_traits(person.traits)
+        surnames.update(surname_sounds(record))
+        if record.given:
+            givens[phonetic(record.given[0])] += 1
+    for name, counts in (("COMMON_SURNAME_SOUNDS", surnames), ("COMMON_GIVEN_SOUNDS", givens)):
+        common = " ".join(sorted(k for k, n in counts.items() if k and n / patients >= THRESHOLD))
+        lines = "\n".join(f'        "{line} "' for line in textwrap.wrap(common, width=92))
+        print(f"{name} = frozenset(\n    (\n{lines}\n    ).split()\n)\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -341,9 +398,28 @@ def main() -> None:
     parser.add_argument("--no-duplicates", action="store_true", help="Skip the duplicate detection pass.")
     parser.add_argument("--fit", action="store_true", help="Print re-estimated model weights and stop.")
     parser.add_argument("--random-pairs", type=int, default=3_000_000)
+    parser.add_argument(
+        "--blocks",
+        action="store_true",
+        help="Candidates per query and quality in memory (no database), for each --patients, then stop.",
+    )
+    parser.add_argument(
+        "--common-sounds",
+        action="store_true",
+        help="Print the lists of referentials/identity/common_sounds.py for --patients, then stop.",
+    )
     args = parser.parse_args()
     if args.fit:
         fit(args.patients[0], args.queries, args.seed, args.random_pairs)
+        return
+    if args.blocks:
+        for line in machine_lines():
+            print(line)
+        for size in args.patients:
+            blocks(size, args.queries, args.seed)
+        return
+    if args.common_sounds:
+        common_sounds(args.patients[0], args.seed)
         return
     backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
     for line in machine_lines(PG_URL if "postgresql" in backends else None):

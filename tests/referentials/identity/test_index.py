@@ -82,3 +82,22 @@ def test_patient_writes_through_the_store_keep_the_index(engine: Engine) -> None
         store.delete(conn, "Patient", "jean")
     with store.read() as conn:
         assert index.candidates(conn, record_from_traits(JEAN), SYSTEM) == []
+
+
+def test_stored_rows_keep_the_traits_and_the_refined_keys(engine: Engine) -> None:
+    """Rows go through the store's bulk insert (COPY on PostgreSQL): traits, active flag and keys."""
+    partial = Traits("Martin", ("Marie", "Claire"), PartialDate(1950), "female")
+    store_patients(engine, {"marie": partial})
+    with engine.connect() as conn:
+        row = conn.execute(select(mpi_traits)).one()
+        assert (row.birth_name, row.given_names, row.birth_date, row.sex, row.active) == (
+            "MARTIN",
+            "MARIE|CLAIRE",
+            "1950",
+            "F",
+            True,
+        )
+        # A common surname with a date without month: found by a full date through the month-refined
+        # surname-and-year key (`-` stored, probed by every query), the first names differing.
+        query = Traits("Martin", ("Madeleine",), PartialDate(1950, 3, 2), "female")
+        assert [r.id for r in index.candidates(conn, record_from_traits(query), SYSTEM)] == ["marie"]

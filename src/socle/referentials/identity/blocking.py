@@ -20,6 +20,13 @@ one key intact:
 - `P|YYYY|<sound>|<sound>`: birth year and the surname and first-name sounds in sorted order, the
   same whichever field each name was typed in (stored records with surname and first name exchanged);
 - `I|<INS>`: the matricule.
+Keys whose block would be large at millions of identities take one more trait (common_sounds.py:
+name sounds borne by at least 0.05 % of people), chosen so that the error the key is there for still
+keeps it: `D|...|g|<first name>` for a common first name; for a common surname, `NM` splits in two
+(`...|g` and `...|<decade>`: a first-name error or a decade error alone keeps one), `NY` adds the sex
+and the month (`-` unknown) and `NG` with a common first name too adds the month. The query side
+probes every month its date may stand for. Blocks then grow about ×4 from 100k to 1M identities
+instead of ×7 (bench/README.md).
 `g` and `s` are the first letter of the phonetic key (so `Ph`/`F` and accents agree) and the sex is
 `M`, `F` or `U`. Surname keys are made for the birth and the used name, and for each part of a
 compound name. The query side adds variants the stored side cannot know: every given name of the
@@ -31,16 +38,18 @@ date with day and month swapped, and surname and first name exchanged.
 from __future__ import annotations
 
 from socle.fhir.hashing import hash64
+from socle.referentials.identity.common_sounds import COMMON_GIVEN_SOUNDS, COMMON_SURNAME_SOUNDS
 from socle.referentials.identity.comparison import Record
 from socle.referentials.identity.names import phonetic, significant_tokens
+from socle.referentials.identity.traits import PartialDate
 
-__all__ = ["block_hashes", "index_keys", "query_keys"]
+__all__ = ["block_hashes", "index_keys", "query_keys", "surname_sounds"]
 
 _ALL_SEXES = ("M", "F", "U")
 _ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
-def _surname_sounds(record: Record) -> set[str]:
+def surname_sounds(record: Record) -> set[str]:
     sounds: set[str] = set()
     for name in (record.birth, record.used):
         if not name:
@@ -53,6 +62,19 @@ def _surname_sounds(record: Record) -> set[str]:
     return sounds
 
 
+def _months(date: PartialDate, *, query: bool) -> set[str]:
+    """Month part of the refined keys: the stored month (`-` when unknown); a query probes every stored
+    value its date may stand for (any month when it has none, day and month swapped, unknown)."""
+    if not query:
+        return {f"{date.month:02d}" if date.month is not None else "-"}
+    if date.month is None:
+        return {f"{m:02d}" for m in range(1, 13)} | {"-"}
+    months = {f"{date.month:02d}", "-"}
+    if date.day is not None and date.day <= 12:
+        months.add(f"{date.day:02d}")
+    return months
+
+
 def _keys(
     record: Record,
     sexes: tuple[str, ...],
@@ -60,23 +82,47 @@ def _keys(
     dates: tuple[tuple[int, int, int], ...],
     *,
     any_initial: bool = False,
+    query: bool = False,
 ) -> set[str]:
     """Keys for the given sexes, first-name sounds and complete dates (year, month, day);
-    `any_initial`: the first name is unknown, probe every initial."""
+    `any_initial`: the first name is unknown, probe every initial; `query`: the query side."""
     keys: set[str] = set()
     date = record.date
-    surnames = _surname_sounds(record)
+    surnames = surname_sounds(record)
     initials = set(_ALPHABET) if any_initial else {g[0] for g in givens}
     surname_initials = {s[0] for s in surnames}
     for year, month, day in dates:
+        ymd, md = f"{year:04d}{month:02d}{day:02d}", f"{month:02d}-{day:02d}"
         for sex in sexes:
-            keys.update(f"D|{year:04d}{month:02d}{day:02d}|{sex}|{g}" for g in initials)
-            keys.update(f"NM|{s}|{month:02d}-{day:02d}|{sex}" for s in surnames)
+            keys.update(
+                f"D|{ymd}|{sex}|{g[0]}|{g}" if g in COMMON_GIVEN_SOUNDS else f"D|{ymd}|{sex}|{g[0]}"
+                for g in givens
+            )
+            if any_initial:
+                keys.update(f"D|{ymd}|{sex}|{g}" for g in initials)
+            for s in surnames:
+                if s in COMMON_SURNAME_SOUNDS:
+                    # Two finer keys, so that a first-name error or a decade error alone keeps one.
+                    keys.update(f"NM|{s}|{md}|{sex}|{g}" for g in initials)
+                    keys.add(f"NM|{s}|{md}|{sex}|{year // 10:03d}")
+                else:
+                    keys.add(f"NM|{s}|{md}|{sex}")
+    months = _months(date, query=query) if date is not None else set()
     for sound in surnames:
+        common = sound in COMMON_SURNAME_SOUNDS
         if date is not None:
-            keys.update(f"NY|{sound}|{date.year:04d}|{g}" for g in initials)
+            if common:
+                keys.update(
+                    f"NY|{sound}|{date.year:04d}|{g}|{x}|{m}" for g in initials for x in sexes for m in months
+                )
+            else:
+                keys.update(f"NY|{sound}|{date.year:04d}|{g}" for g in initials)
         decade = f"{date.year // 10:03d}" if date is not None else "-"
-        keys.update(f"NG|{sound}|{given}|{decade}" for given in givens)
+        for given in givens:
+            if common and given in COMMON_GIVEN_SOUNDS and date is not None:
+                keys.update(f"NG|{sound}|{given}|{decade}|{m}" for m in months)
+            else:
+                keys.add(f"NG|{sound}|{given}|{decade}")
     if date is not None:
         for given in givens:
             # Order-free pair of name sounds: the same key when surname and first name are exchanged.
@@ -111,14 +157,14 @@ def query_keys(record: Record) -> set[str]:
     if complete is not None:
         year, month, day = complete
         dates = ((year, month, day), (year, day, month)) if day <= 12 and day != month else (complete,)
-    keys = _keys(record, sexes, givens, dates, any_initial=not givens)
+    keys = _keys(record, sexes, givens, dates, any_initial=not givens, query=True)
     date = record.date
     if record.birth and record.given:
         # Surname and first name exchanged at the desk: the query's surname is the stored first name.
         swapped_given = phonetic(record.birth)
         swapped = Record(None, record.given[0], None, (record.birth,), None, date, record.sex, None, None)
         if swapped_given:
-            keys |= _keys(swapped, sexes, (swapped_given,), dates)
+            keys |= _keys(swapped, sexes, (swapped_given,), dates, query=True)
     if record.given and date is not None:
         # Stored dates without a month are found by first name and year.
         keys.update(f"GY|{g}|{date.year:04d}" for g in givens)

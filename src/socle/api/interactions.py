@@ -6,6 +6,7 @@ access filter) and return a `FhirResponse`, so the HTTP endpoint and Bundle entr
 
 from __future__ import annotations
 
+import functools
 import uuid
 from typing import Any
 
@@ -105,11 +106,18 @@ def check_reference_texts(
 
 
 def version_headers(version: StoredVersion) -> dict[str, str]:
-    return {"ETag": version.etag, "Last-Modified": to_http_date(version.updated_at)}
+    return {"ETag": version.etag, "Last-Modified": _http_date(version.updated_at)}
+
+
+@functools.lru_cache(maxsize=256)
+def _http_date(us: int) -> str:
+    """`to_http_date`, cached: the entries of one Bundle share their timestamp."""
+    return to_http_date(us)
 
 
 def written(req: FhirRequest, ctx: Context, version: StoredVersion, status: int) -> FhirResponse:
     """The answer to a create/update/patch, shaped by `Prefer: return=` (R4 §3.1.0.8.1)."""
+    ctx.show(version)  # the audit takes its compartment from here instead of looking it up
     headers = version_headers(version)
     if status == 201 or req.method in ("PUT", "PATCH"):
         headers["Location"] = ctx.absolute(version.location)

@@ -45,12 +45,13 @@ JSON_INTEGER = 2
 JSON_NUMBER = 3
 
 Extra = Callable[[str], str | None]
+_KNOWN_LENGTH, _KNOWN_SIZE = 64, 4096  # the valid strings each Primitive remembers
 
 
 class Primitive:
     """One compiled primitive type: its JSON kind, its regex and any rule a regex cannot say."""
 
-    __slots__ = ("name", "json", "match", "extra", "low", "high")
+    __slots__ = ("name", "json", "match", "extra", "low", "high", "known")
 
     def __init__(
         self,
@@ -67,6 +68,9 @@ class Primitive:
         self.extra = extra
         self.low = low
         self.high = high
+        # Short strings already found valid (codes, systems, units repeat in every resource): a set
+        # lookup instead of the regex. Bounded, and never holds a long string.
+        self.known: set[str] = set()
 
     def check(self, value: object) -> str | None:
         """The reason `value` is not a valid JSON form of this primitive, or None when it is."""
@@ -74,13 +78,16 @@ class Primitive:
         if kind == JSON_STRING:
             if type(value) is not str:
                 return f"{self.name} must be a JSON string, not {_json_name(value)}"
+            if value in self.known:
+                return None
             if not value:
                 return f"an empty string is not a valid {self.name}"
             if self.match is not None and self.match(value) is None:
                 return f"{_show(value)} is not a valid {self.name}"
-            if self.extra is not None:
-                return self.extra(value)
-            return None
+            problem = None if self.extra is None else self.extra(value)
+            if problem is None and len(value) <= _KNOWN_LENGTH and len(self.known) < _KNOWN_SIZE:
+                self.known.add(value)
+            return problem
         if kind == JSON_BOOLEAN:
             if type(value) is bool:
                 return None

@@ -62,6 +62,7 @@ __all__ = [
     "ResolvedReference",
     "compile_expression",
     "compile_native",
+    "compile_with_roots",
 ]
 
 Extractor = Callable[[Mapping[str, Any]], list[Any]]
@@ -78,9 +79,17 @@ class FhirPathUnsupported(ValueError):
 class _Node:
     fn: Fn | None  # None: statically empty
     types: _Types
+    # The top-level keys of the root resource without which this node yields nothing (None: not
+    # known, e.g. `exists()` answers on nothing). Extraction skips a parameter whose keys are absent.
+    roots: frozenset[str] | None = None
+    at_root: bool = False  # the node is the root resource itself
+
+    def then(self, fn: Fn, types: _Types) -> _Node:
+        """A node that yields nothing when this one yields nothing: it keeps the root keys."""
+        return _Node(fn, types, self.roots)
 
 
-_EMPTY = _Node(None, None)
+_EMPTY = _Node(None, None, frozenset())
 _ABSTRACT = ("Resource", "DomainResource")
 _BOOLEAN: _Types = (("boolean", None),)
 _INTEGER: _Types = (("integer", None),)
@@ -198,7 +207,8 @@ class _Compiler:
                 raise FhirPathSyntaxError(f"{parents} has no element {name!r} in {self.text!r}")
             return _EMPTY
         types = tuple(dict.fromkeys(t for _, t in kids)) if known else None
-        return _Node(navigate(base.fn, tuple(key for key, _ in kids)), types)
+        keys = tuple(key for key, _ in kids)
+        return _Node(navigate(base.fn, keys), types, frozenset(keys) if base.at_root else base.roots)
 
     def cast(self, operand: Expr, type_name: str, focus: _Node) -> _Node:
         """`x as T` / `x.as(T)` / `x.ofType(T)`: on a choice element, read the `<name><T>` key."""
@@ -214,7 +224,7 @@ class _Compiler:
         if node.types is not None and not any(_same_type(t, type_name) for t, _ in node.types):
             return _EMPTY
         base = node.fn
-        return _Node(lambda items, root: [v for v in base(items, root) if is_type(v, type_name)], None)
+        return node.then(lambda items, root: [v for v in base(items, root) if is_type(v, type_name)], None)
 
     def type_test(self, node: _Node, type_name: str) -> _Node:
         if node.fn is None:
@@ -225,7 +235,7 @@ class _Compiler:
             values = base(items, root)
             return [is_type(values[0], type_name)] if len(values) == 1 else []
 
-        return _Node(fn, _BOOLEAN)
+        return node.then(fn, _BOOLEAN)
 
     def index(self, expr: Index, focus: _Node) -> _Node:
         base = self.compile(expr.base, focus)
@@ -234,7 +244,7 @@ class _Compiler:
         if base.fn is None:
             return _EMPTY
         i, fn = expr.index.value, base.fn
-        return _Node(lambda items, root: fn(items, root)[i : i + 1], base.types)
+        return base.then(lambda items, root: fn(items, root)[i : i + 1], base.types)
 
     def call(self, expr: Call, focus: _Node) -> _Node:
         name, args = expr.name, expr.args
@@ -268,7 +278,8 @@ class _Compiler:
             if result in ("boolean", "integer"):  # exists(), count() of nothing still answer
                 return _Node(lambda items, root: op([], root), types)
             return _EMPTY
-        return _Node(lambda items, root: op(source(items, root), root), types)
+        roots = base.roots if result == "input" else None  # exists(), count(), not() answer on nothing
+        return _Node(lambda items, root: op(source(items, root), root), types, roots)
 
     def extension(self, base: _Node, url: str) -> _Node:
         """FHIR's `extension(url)` (R4 §2.6.2.1 fhirpath.html#functions): extensions with that url."""
@@ -279,7 +290,8 @@ class _Compiler:
         def fn(items: list[Any], root: Any) -> list[Any]:
             return [e for e in source(items, root) if type(e) is dict and e.get("url") == url]
 
-        return _Node(fn, (("Extension", compiled_schema().types["Extension"]),))
+        roots = frozenset(("extension",)) if base.at_root else base.roots
+        return _Node(fn, (("Extension", compiled_schema().types["Extension"]),), roots)
 
     def where(self, base: _Node, criteria: Expr) -> _Node:
         if base.fn is None:
@@ -304,7 +316,7 @@ class _Compiler:
                         out.append(v)
                 return out
 
-            return _Node(by_target, base.types)
+            return base.then(by_target, base.types)
         if (
             isinstance(criteria, Binary)
             and criteria.op == "="
@@ -314,7 +326,7 @@ class _Compiler:
             and not criteria.left.name[:1].isupper()
         ):
             key, value = criteria.left.name, criteria.right.value
-            return _Node(
+            return base.then(
                 lambda items, root: [
                     v for v in source(items, root) if type(v) is dict and v.get(key) == value
                 ],
@@ -324,7 +336,7 @@ class _Compiler:
         if test is None:
             return _EMPTY
         check = test
-        return _Node(
+        return base.then(
             lambda items, root: [v for v in source(items, root) if check([v], root) == [True]], base.types
         )
 
@@ -335,7 +347,8 @@ class _Compiler:
             if lf is None or rf is None:
                 return right if lf is None else left
             types = None if left.types is None or right.types is None else left.types + right.types
-            return _Node(lambda items, root: lf(items, root) + rf(items, root), types)
+            roots = None if left.roots is None or right.roots is None else left.roots | right.roots
+            return _Node(lambda items, root: lf(items, root) + rf(items, root), types, roots)
         lfn, rfn = lf or (lambda i, r: []), rf or (lambda i, r: [])
         if expr.op in ("=", "!="):
             negate = expr.op == "!="
@@ -359,13 +372,27 @@ def compile_native(expression: str, resource_type: str | None = None) -> Extract
     With `resource_type`, the callable must only be given resources of that type: branches rooted
     at other types are pruned and the root type is not re-checked at run time.
     """
+    return _compile_node(expression, resource_type)[0]
+
+
+def _compile_node(expression: str, resource_type: str | None) -> tuple[Extractor, frozenset[str] | None]:
     compiler = _Compiler(expression, resource_type)
-    node = compiler.compile(parse(expression), _Node(identity, compiler.root_types))
+    node = compiler.compile(parse(expression), _Node(identity, compiler.root_types, at_root=True))
     fn = node.fn
     if fn is None:
-        return lambda resource: []
+        return (lambda resource: []), frozenset()
     compiled = fn
-    return lambda resource: compiled([resource], resource)
+    return (lambda resource: compiled([resource], resource)), node.roots
+
+
+def compile_with_roots(expression: str, resource_type: str) -> tuple[Extractor, frozenset[str] | None]:
+    """`compile_expression`, plus the top-level keys of a `resource_type` resource without which the
+    expression yields nothing (None when not known): the caller may skip resources lacking them all.
+    """
+    try:
+        return _compile_node(expression, resource_type)
+    except FhirPathUnsupported:
+        return compile_expression(expression, resource_type), None
 
 
 def compile_expression(expression: str, resource_type: str | None = None) -> Extractor:

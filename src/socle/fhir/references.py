@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +26,10 @@ class ParsedReference:
     query: str | None = None
 
 
+@functools.lru_cache(maxsize=16384)
 def parse_reference(text: str) -> ParsedReference:
+    """Classify a reference. Cached: a write parses each reference several times (rewriting,
+    integrity check, index values, compartment) and a Bundle repeats its Patient and Encounter ones."""
     if text.startswith("#"):
         return ParsedReference("contained", id=text[1:])
     if text.startswith(("urn:uuid:", "urn:oid:")):
@@ -43,14 +47,23 @@ def parse_reference(text: str) -> ParsedReference:
 
 
 def iter_references(node: Any) -> Iterator[dict[str, Any]]:
-    """Every Reference-shaped object (a dict with a string `reference`) anywhere in a resource."""
-    if isinstance(node, dict):
-        if isinstance(node.get("reference"), str):
-            yield node
-        for value in node.values():
-            if type(value) is dict or type(value) is list:
-                yield from iter_references(value)
-    elif isinstance(node, list):
+    """Every Reference-shaped object (a dict with a string `reference`) anywhere in a resource,
+    depth first in document order."""
+    found: list[dict[str, Any]] = []
+    if isinstance(node, dict | list):
+        _collect_references(node, found)
+    return iter(found)
+
+
+def _collect_references(node: dict[str, Any] | list[Any], found: list[dict[str, Any]]) -> None:
+    # A plain recursive walk: a recursive generator costs a frame switch per level and per item.
+    if isinstance(node, list):
         for item in node:
             if type(item) is dict or type(item) is list:
-                yield from iter_references(item)
+                _collect_references(item, found)
+        return
+    if type(node.get("reference")) is str:
+        found.append(node)
+    for value in node.values():
+        if type(value) is dict or type(value) is list:
+            _collect_references(value, found)

@@ -34,7 +34,13 @@ from socle.fhir._index_values import (
     normalize_string,
 )
 from socle.fhir.errors import Invalid
-from socle.fhir.fhirpath import Extractor, FhirPathSyntaxError, FhirPathUnsupported, compile_expression
+from socle.fhir.fhirpath import (
+    Extractor,
+    FhirPathSyntaxError,
+    FhirPathUnsupported,
+    compile_expression,
+    compile_with_roots,
+)
 from socle.fhir.package import package_resources
 
 __all__ = [
@@ -134,15 +140,18 @@ def _definition(resource: Mapping[str, Any]) -> _Definition:
     )
 
 
-_Indexer = tuple[str, Callable[[IndexValues, str, Any], None], Extractor]
+# (name, normaliser, extractor, root keys): the extractor yields nothing on a resource that has
+# none of the root keys (None: not known), so extraction skips it without calling it.
+_Indexer = tuple[str, Callable[[IndexValues, str, Any], None], Extractor, frozenset[str] | None]
 
 
 @dataclass(frozen=True)
 class _Compiled:
-    """One type's parameters, plus the (name, normaliser, extractor) triples extraction loops over."""
+    """One type's parameters, plus the indexers extraction loops over."""
 
     params: Mapping[str, SearchParam]
     indexers: tuple[_Indexer, ...]
+    customised: bool  # a custom parameter applies: rows written before it lack its values
 
 
 class SearchParamRegistry:
@@ -188,6 +197,10 @@ class SearchParamRegistry:
                 self._register(definition)
             self._compiled.clear()
 
+    def customised(self, resource_type: str) -> bool:
+        """Whether a custom parameter applies to `resource_type` (its rows may predate the parameter)."""
+        return self._for(resource_type).customised
+
     def params(self, resource_type: str) -> Mapping[str, SearchParam]:
         """The parameters of `resource_type`, by name (base `Resource` ones included)."""
         return self._for(resource_type).params
@@ -212,25 +225,32 @@ class SearchParamRegistry:
 
     def _compile(self, resource_type: str) -> _Compiled:
         params: dict[str, SearchParam] = {}
+        roots: dict[str, frozenset[str] | None] = {}
         for base in (*_ALL_TYPES, resource_type):  # the type's own definitions win over Resource's
             for (owner, name), d in self._definitions.items():
                 if owner != base:
                     continue
                 extract = None
                 if d.expression is not None and d.type not in ("composite", "special"):
-                    extract = compile_expression(d.expression, resource_type)
+                    extract, roots[name] = compile_with_roots(d.expression, resource_type)
                 components = tuple(self._component(c) for c in d.components)
                 params[name] = SearchParam(
                     d.name, d.type, d.url, resource_type, d.expression, d.targets, components, extract
                 )
         indexers: list[_Indexer] = [
-            (p.name, ADDERS[p.type], p.extract)
+            (p.name, ADDERS[p.type], p.extract, roots[p.name])
             for p in params.values()
             if p.indexed and p.extract is not None
         ]
         _find_unions(params)
         indexers.extend(_composite_indexers([p for p in params.values() if p.type == "composite"]))
-        return _Compiled(params, tuple(indexers))
+        builtin = self._builtin[0]
+        customised = any(
+            builtin.get(key) is not definition
+            for key, definition in self._definitions.items()
+            if key[0] in (resource_type, *_ALL_TYPES)
+        )
+        return _Compiled(params, tuple(indexers), customised)
 
     def _component(self, component: Component) -> Component:
         definition = self._by_url.get(component.definition)
@@ -273,12 +293,12 @@ def _composite_indexers(composites: Iterable[SearchParam]) -> list[_Indexer]:
             groups.setdefault(param.expression, []).append((param.name, tuple(readers)))
     indexers: list[_Indexer] = []
     for expression, specs in groups.items():
-        elements = compile_expression(expression, resource_type)
+        elements, roots = compile_with_roots(expression, resource_type)
 
         def pairs(resource: Mapping[str, Any], elements: Extractor = elements) -> list[Any]:
             return [(element, resource) for element in elements(resource) if type(element) is dict]
 
-        indexers.append((specs[0][0], functools.partial(add_composites, specs=tuple(specs)), pairs))
+        indexers.append((specs[0][0], functools.partial(add_composites, specs=tuple(specs)), pairs, roots))
     return indexers
 
 
@@ -354,7 +374,10 @@ def extract_index_values(
 ) -> IndexValues:
     """The normalised values of every indexed parameter of `resource` (see `IndexValues`)."""
     out = IndexValues()
-    for name, add, extract in (params or registry())._for(resource["resourceType"]).indexers:
+    keys = resource.keys()
+    for name, add, extract, roots in (params or registry())._for(resource["resourceType"]).indexers:
+        if roots is not None and keys.isdisjoint(roots):
+            continue
         for value in extract(resource):
             add(out, name, value)
     return out

@@ -156,6 +156,12 @@ _PG_INSERT = (
 )
 
 
+def texts(resource: Mapping[str, Any]) -> tuple[str, str]:
+    """(narrative, content) as indexed: an update that keeps both keeps its text row."""
+    narrative = narrative_text(resource)
+    return narrative, content_text(resource, narrative)
+
+
 def write_text(conn: Connection, items: Sequence[tuple[int, str, str | None, Mapping[str, Any]]]) -> None:
     """Insert the text rows of (resource_key, resource_type, compartment, resource) items."""
     postgres = conn.dialect.name == "postgresql"

@@ -32,8 +32,9 @@ from typing import Any
 
 from sqlalchemy import BigInteger, Column, Connection, Double, Index, Integer, String, Table, Text, delete
 
+from socle.fhir.compartment import patient_compartment
 from socle.fhir.hashing import hash64, param_hash, system_value_hash, value_hash
-from socle.fhir.search_params import CompositeRow, canonical_quantity, extract_index_values
+from socle.fhir.search_params import CompositeRow, canonical_quantity, extract_index_values, registry
 from socle.store import fulltext
 from socle.store.schema import metadata
 
@@ -194,12 +195,59 @@ _Row = tuple[Any, ...]
 _KEY_COLUMNS = ("resource_key", "seq", "compartment", "param_hash")
 
 
-def write_indexes(conn: Connection, items: Sequence[tuple[int, str, str | None, dict[str, Any]]]) -> None:
+_Item = tuple[int, str, str | None, dict[str, Any]]  # (resource_key, resource_type, compartment, resource)
+
+
+def write_indexes(conn: Connection, items: Sequence[_Item]) -> None:
     """Insert the index rows of (resource_key, resource_type, compartment, resource) items.
 
     The repository calls this once per batch inside its write transaction. Rows are built as tuples
     and sent with one bulk statement per table (`_insert`), so the cost is per row, not per statement.
     """
+    for table, rows in zip(INDEX_TABLES, _index_rows(items), strict=True):
+        if rows:
+            _insert(conn, table, rows)
+    fulltext.write_text(conn, items)  # _text/_content rows (socle.store.fulltext)
+
+
+def rewrite_indexes(
+    conn: Connection, items: Sequence[_Item], previous: Sequence[dict[str, Any] | None]
+) -> None:
+    """Replace the index rows of updated resources, given the versions they replace (None: unknown).
+
+    Only the tables whose rows change are rewritten (an update usually changes one or two values):
+    a table whose rows, seq aside, are the same for both versions is left as it is. A resource
+    whose previous version is unknown or was in another compartment has every row rewritten.
+    """
+    deletes: list[list[int]] = [[] for _ in INDEX_TABLES]
+    inserts: list[list[_Row]] = [[] for _ in INDEX_TABLES]
+    texts: list[_Item] = []
+    for item, old in zip(items, previous, strict=True):
+        key, rt, comp, resource = item
+        new_rows = _index_rows([item])
+        # Rows written before a custom parameter existed lack its values: those types rewrite all.
+        full = old is None or patient_compartment(old) != comp or registry().customised(rt)
+        old_rows = None if full or old is None else _index_rows([(key, rt, comp, old)])
+        for i, rows in enumerate(new_rows):
+            if old_rows is None or _unseq(rows) != _unseq(old_rows[i]):
+                deletes[i].append(key)
+                inserts[i].extend(rows)
+        if old is None or old_rows is None or fulltext.texts(old) != fulltext.texts(resource):
+            texts.append(item)
+    for table, keys, rows in zip(INDEX_TABLES, deletes, inserts, strict=True):
+        _delete_rows(conn, table, keys)
+        if rows:
+            _insert(conn, table, rows)
+    fulltext.delete_text(conn, [key for key, *_ in texts])
+    fulltext.write_text(conn, texts)
+
+
+def _unseq(rows: list[_Row]) -> set[_Row]:
+    return {(row[2], *row[3:]) for row in rows}
+
+
+def _index_rows(items: Sequence[_Item]) -> tuple[list[_Row], ...]:
+    """The rows of every index table (in `INDEX_TABLES` order) for these items."""
     tokens: list[_Row] = []
     strings: list[_Row] = []
     dates: list[_Row] = []
@@ -208,14 +256,21 @@ def write_indexes(conn: Connection, items: Sequence[tuple[int, str, str | None, 
     numbers: list[_Row] = []
     uris: list[_Row] = []
     composites: list[_Row] = []
+    # Plain tuple displays, one per row: this loop runs for every index row of every write.
     for key, rt, comp, resource in items:
         values = extract_index_values(resource)
         for seq, (name, system, code) in enumerate(values.tokens):
             tokens.append(
                 (
-                    *(key, seq, comp, param_hash(rt, name)),
-                    *(system or None, code, value_hash(rt, name, code)),
-                    *(system_value_hash(rt, name, system, code), value_hash(rt, name, system)),
+                    key,
+                    seq,
+                    comp,
+                    param_hash(rt, name),
+                    system or None,
+                    code,
+                    value_hash(rt, name, code),
+                    system_value_hash(rt, name, system, code),
+                    value_hash(rt, name, system),
                 )
             )
         for seq, (name, normalized, exact) in enumerate(values.strings):
@@ -233,12 +288,29 @@ def write_indexes(conn: Connection, items: Sequence[tuple[int, str, str | None, 
             canonical = canonical_quantity(number, system, code)
             quantities.append(
                 (
-                    *(key, seq, comp, param_hash(rt, name), number, system or None, code or None, units),
-                    *(
-                        (None, None)
-                        if canonical is None
-                        else (canonical[0], value_hash(rt, name, canonical[1]))
-                    ),
+                    key,
+                    seq,
+                    comp,
+                    param_hash(rt, name),
+                    number,
+                    system or None,
+                    code or None,
+                    units,
+                    None,
+                    None,
+                )
+                if canonical is None
+                else (
+                    key,
+                    seq,
+                    comp,
+                    param_hash(rt, name),
+                    number,
+                    system or None,
+                    code or None,
+                    units,
+                    canonical[0],
+                    value_hash(rt, name, canonical[1]),
                 )
             )
         for seq, (name, number) in enumerate(values.numbers):
@@ -247,12 +319,7 @@ def write_indexes(conn: Connection, items: Sequence[tuple[int, str, str | None, 
             uris.append((key, seq, comp, param_hash(rt, name), uri, value_hash(rt, name, uri)))
         for seq, row in enumerate(values.composites):
             composites.append(_composite_row(key, seq, comp, rt, row))
-    for table, rows in zip(
-        INDEX_TABLES, (tokens, strings, dates, refs, quantities, numbers, uris, composites), strict=True
-    ):
-        if rows:
-            _insert(conn, table, rows)
-    fulltext.write_text(conn, items)  # _text/_content rows (socle.store.fulltext)
+    return tokens, strings, dates, refs, quantities, numbers, uris, composites
 
 
 def _composite_row(key: int, seq: int, comp: str | None, rt: str, row: CompositeRow) -> _Row:
@@ -299,8 +366,11 @@ def _insert(conn: Connection, table: Table, rows: list[_Row]) -> None:
 def delete_indexes(conn: Connection, resource_keys: Sequence[int]) -> None:
     """Remove every index row of these resources (before rewriting them on update, or on delete)."""
     keys = list(resource_keys)
-    for start in range(0, len(keys), 1000):  # stay well under both databases' bind-parameter limits
-        chunk = keys[start : start + 1000]
-        for table in INDEX_TABLES:
-            conn.execute(delete(table).where(table.c.resource_key.in_(chunk)))
+    for table in INDEX_TABLES:
+        _delete_rows(conn, table, keys)
     fulltext.delete_text(conn, keys)
+
+
+def _delete_rows(conn: Connection, table: Table, keys: list[int]) -> None:
+    for start in range(0, len(keys), 1000):  # stay well under both databases' bind-parameter limits
+        conn.execute(delete(table).where(table.c.resource_key.in_(keys[start : start + 1000])))

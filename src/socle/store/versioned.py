@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
 from socle.store.clock import to_instant
+
+
+@functools.lru_cache(maxsize=256)
+def instant(us: int) -> str:
+    """`to_instant`, cached: the versions written by one batch share their timestamp."""
+    return to_instant(us)
 
 
 @dataclass
@@ -38,7 +45,7 @@ class StoredVersion:
 
     @property
     def last_updated(self) -> str:
-        return to_instant(self.updated_at)
+        return instant(self.updated_at)
 
     @property
     def reference(self) -> str:

@@ -52,9 +52,11 @@ def import_files(
     ] = None,
 ) -> None:
     """Import extraction files: idempotent, streaming; bad lines are counted and reported, never fatal."""
+    from socle.app import warm_up
     from socle.referentials.directory import DirectoryImporter
     from socle.store.repository import Store
 
+    warm_up()  # the FHIR definitions out of the garbage collector's sight (long-lived, ~300,000 objects)
     engine = open_engine(database)
     importer = DirectoryImporter(Store(engine), batch_lines=batch_lines, full=not partial)
     total = sum(p.stat().st_size for p in files if p.exists())

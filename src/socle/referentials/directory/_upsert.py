@@ -1,12 +1,13 @@
 """Idempotent batch writes through the store: create what is new, update what changed, skip the rest.
 
 A re-import of an unchanged extraction must not create a new version of a million resources, so each
-chunk first reads the current versions of all its ids in one statement (per 2,000 ids, on the
-`(resource_type, id)` unique index), compares them with the freshly mapped bodies (server-owned
-`meta` fields aside: the content without them is the comparison key), sends every new resource of
-the chunk to one `create_many` (the store's bulk path: one multi-row INSERT per table) and updates
-only the resources that differ. Ownership rules (which import may overwrite what) are `Merge`
-functions, decided per resource by the caller (they look at `meta.source`).
+chunk first reads the current versions of all its ids in one statement (per 2,000 ids, one probe
+of the `(resource_type, id)` unique index each), compares them with the freshly mapped bodies
+(server-owned `meta` fields aside: the content without them is the comparison key), sends every
+new resource of the chunk to one `create_many` (the store's bulk path: one multi-row INSERT per
+table) and the resources that differ to one `update_many`; the others are not written. Ownership
+rules (which import may overwrite what) are `Merge` functions, decided per resource by the caller
+(they look at `meta.source`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-from sqlalchemy import Connection, Text, cast, select
+from sqlalchemy import Connection, Text, and_, cast, or_, select
 
 from socle.store.repository import Store
 from socle.store.schema import resource
@@ -67,25 +68,35 @@ class Upserter:
     def existing_many(
         self, conn: Connection, keys: Iterable[tuple[str, str]]
     ) -> dict[tuple[str, str], Resource]:
-        """Current bodies of (type, id) pairs of any types, one statement per 2,000 distinct ids.
+        """Current bodies of (type, id) pairs of any types, one statement per 2,000 pairs.
 
+        Each type asks only for its own ids, `(type = ? AND id IN (…)) OR …`: one probe of the
+        `(resource_type, id)` index per pair. Measured at 1 M lines: `type IN (4 types) AND id IN
+        (2,000 ids)` made SQLite's planner scan every row of each type instead (600 ms of CPU per
+        chunk and growing with the table, against 4 ms).
         A deleted resource maps to `{}` (its id is taken: it can only come back through an update).
         """
         wanted = set(keys)
-        ids = sorted({id_ for _, id_ in wanted})
-        types = sorted({rt for rt, _ in wanted})
+        ordered = sorted(wanted)
         found: dict[tuple[str, str], Resource] = {}
-        for start in range(0, len(ids), _CHUNK):
+        for start in range(0, len(ordered), _CHUNK):
+            ids_by_type: dict[str, list[str]] = {}
+            for rt, id_ in ordered[start : start + _CHUNK]:
+                ids_by_type.setdefault(rt, []).append(id_)
             rows = conn.execute(
                 select(resource.c.resource_type, resource.c.id, self._content).where(
-                    resource.c.resource_type.in_(types),
-                    resource.c.id.in_(ids[start : start + _CHUNK]),
+                    or_(
+                        *(
+                            and_(resource.c.resource_type == rt, resource.c.id.in_(ids))
+                            for rt, ids in ids_by_type.items()
+                        )
+                    )
                 )
             )
-            for rt, id_, content in rows:
-                key = (str(rt), str(id_))
-                if key in wanted:  # a deleted resource: an empty body (recreated by an update)
-                    found[key] = orjson.loads(cast_bytes(content)) if content is not None else {}
+            for row_type, row_id, content in rows:
+                key = (str(row_type), str(row_id))
+                # a deleted resource: an empty body (recreated by an update)
+                found[key] = orjson.loads(cast_bytes(content)) if content is not None else {}
         return found
 
     def write(
@@ -102,6 +113,7 @@ class Upserter:
             wanted[(body["resourceType"], body["id"])] = body
         current = self.existing_many(conn, wanted)
         creates: list[Resource] = []
+        updates: list[Resource] = []
         for key, body in wanted.items():
             resource_type = key[0]
             old = current.get(key)
@@ -110,7 +122,7 @@ class Upserter:
                 counts.created[resource_type] += 1
                 continue
             if not old:  # deleted earlier: bring it back as a new version
-                self.store.update(conn, body, method="PUT")
+                updates.append(body)
                 counts.updated[resource_type] += 1
                 continue
             before = strip_server_meta(old)
@@ -119,10 +131,12 @@ class Upserter:
             if target is None or target == before:
                 counts.unchanged[resource_type] += 1
                 continue
-            self.store.update(conn, target, method="PUT")
+            updates.append(target)
             counts.updated[resource_type] += 1
         if creates:
             self.store.create_many(conn, creates)
+        if updates:
+            self.store.update_many(conn, updates, method="PUT")
         return counts
 
 

@@ -3,6 +3,7 @@
 - Streaming: lines are read one at a time (`_lines.read_lines`) and written in batches of about
   `batch_lines` lines, one store transaction per batch; a batch only closes between two persons, so
   all the lines of one idNat_PS (the file lists them together) map to one Practitioner at once.
+  A large person file is read and mapped by a child process while this one writes (`_chunks`).
 - Bad lines never stop an import: each is counted and reported with its number and reason.
 - Idempotent: ids come from national identifiers and unchanged resources are not rewritten
   (`_upsert`). People and roles absent from a *full* extraction are end-dated (Practitioner
@@ -14,8 +15,10 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -24,9 +27,10 @@ from sqlalchemy import Connection
 
 from socle.fhir.query import parse_query
 from socle.referentials.directory import mapping
+from socle.referentials.directory._chunks import MappedChunk, mapped_chunks, mapped_chunks_in_child
 from socle.referentials.directory._lines import Line, first_line, read_lines
 from socle.referentials.directory._upsert import Merge, Resource, UpsertCounts, Upserter, strip_server_meta
-from socle.referentials.directory.extraction import Activity, LineError, is_activity_header, parse_activity
+from socle.referentials.directory.extraction import LineError, is_activity_header
 from socle.referentials.directory.finess_file import (
     Establishment,
     FinessLayout,
@@ -47,6 +51,9 @@ from socle.store.search import compile_search
 __all__ = ["DirectoryImporter", "FileReport", "MAX_REPORTED_ERRORS"]
 
 MAX_REPORTED_ERRORS = 10_000  # rejected lines kept with their reason; all are counted
+# A person file at least this large is read and mapped by a child process (~12,000 lines; below, the
+# child's start-up, about a second of CPU, costs more than it saves).
+PARALLEL_BYTES = 4 << 20
 Progress = Callable[[int], None]
 
 
@@ -91,9 +98,12 @@ class DirectoryImporter:
         batch_lines: int = 2000,
         full: bool = True,
         today: date | None = None,
+        parallel: bool | None = None,
     ) -> None:
+        """`parallel`: read and map the person file in a child process (None: when it is large)."""
         self.store = store
         self.batch_lines = batch_lines
+        self.parallel = parallel
         self.full = full
         self.today = (today or date.today()).isoformat()
         self.upserter = Upserter(store)
@@ -114,6 +124,10 @@ class DirectoryImporter:
         names them, instead of being written from the person file and rewritten by the FINESS file
         (the slow update path). The mailboxes of resources already stored are set at the end.
         """
+        with _rare_collections():
+            return self._import_files(paths, progress)
+
+    def _import_files(self, paths: Sequence[Path], progress: Progress | None) -> list[FileReport]:
         reports = []
         with self.store.write() as conn:
             ensure_search_parameters(self.store, conn)
@@ -175,37 +189,22 @@ class DirectoryImporter:
     # -- person / activity file ---------------------------------------------------------------
 
     def _import_activities(self, report: FileReport, progress: Progress | None) -> None:
-        batch: list[list[Activity]] = []  # one list of lines per person, in file order
-        size = 0
-        pending = 0
-        for line in read_lines(report.path):
-            size += line.size
-            if line.number == 1:
-                continue
-            if self._count(report, line) is None:
-                continue
-            try:
-                activity = parse_activity(line.text)
-            except LineError as error:
-                report.reject(line.number, str(error))
-                continue
-            report.accepted += 1
-            report.warn(line.number, activity.warnings)
-            if batch and batch[-1][0].idnat == activity.idnat:
-                batch[-1].append(activity)
-            else:
-                if pending >= self.batch_lines:
-                    self._write_people(report, batch)
-                    batch, pending = [], 0
-                    if progress is not None:
-                        progress(size)
-                        size = 0
-                batch.append([activity])
-            pending += 1
-        if batch:
-            self._write_people(report, batch)
-        if progress is not None:
-            progress(size)
+        in_child = (
+            self.parallel if self.parallel is not None else report.path.stat().st_size >= PARALLEL_BYTES
+        )
+        read = mapped_chunks_in_child if in_child else mapped_chunks
+        for chunk in read(report.path, self.batch_lines, set(self._structures)):
+            report.lines += chunk.lines
+            report.accepted += chunk.accepted
+            report.non_utf8_lines += chunk.non_utf8
+            for number, reason in chunk.errors:
+                report.reject(number, reason)
+            for number, messages in chunk.warnings:
+                report.warn(number, messages)
+            if chunk.people:
+                self._write_people(report, chunk)
+            if progress is not None:
+                progress(chunk.size)
 
     def _count(self, report: FileReport, line: Line) -> Line | None:
         if not line.text.strip():
@@ -215,49 +214,28 @@ class DirectoryImporter:
             report.non_utf8_lines += 1
         return line
 
-    def _write_people(self, report: FileReport, people: list[list[Activity]]) -> None:
-        bodies: list[Resource] = []
-        structures: list[Resource] = []
-        legal: list[Resource] = []
-        practitioners = self._seen.setdefault("Practitioner", set())
-        roles_seen = self._seen.setdefault("PractitionerRole", set())
+    def _write_people(self, report: FileReport, chunk: MappedChunk) -> None:
         # Written earlier in this run: the file listed this person's lines in two places.
         repeated: set[str] = set()
-        for lines in people:
-            bodies.append(mapping.practitioner(lines))
-            pid = mapping.practitioner_id(lines[0].idnat)
-            if pid in practitioners:
-                repeated.add(pid)
-            practitioners.add(pid)
-            by_role: dict[str, list[Activity]] = {}
-            for a in lines:
-                by_role.setdefault(mapping.role_id(a), []).append(a)
-                key = a.structure_key
-                if key and key not in self._structures:
-                    site = mapping.site_resources(a)
-                    if site is not None:
-                        structures.extend(site)
-                        self._structures.add(key)
-                if a.finess_legal and f"finess-{a.finess_legal}" not in self._structures:
-                    legal.append(mapping.legal_entity(a.finess_legal))
-                    self._structures.add(f"finess-{a.finess_legal}")
-            for rid, role_lines in by_role.items():
-                bodies.append(mapping.practitioner_role(role_lines))
-                if rid in roles_seen:
-                    repeated.add(rid)
-                roles_seen.add(rid)
+        for body in chunk.people:
+            seen = self._seen.setdefault(body["resourceType"], set())
+            if body["id"] in seen:
+                repeated.add(body["id"])
+            seen.add(body["id"])
+        self._structures.update(body["id"] for body in (*chunk.legal, *chunk.structures))
 
         def merge(existing: Resource, new: Resource) -> Resource | None:
             return _merge_repeated(existing, new) if new["id"] in repeated else new
 
         # One lookup of every id of the chunk, one bulk insert of what is new, one transaction.
         merges: dict[tuple[str, str], Merge] = {}
-        for body in legal:
+        for body in chunk.legal:
             merges[(body["resourceType"], body["id"])] = _create_only
-        for body in structures:
+        for body in chunk.structures:
             merges[(body["resourceType"], body["id"])] = _finess_wins
         with self.store.write() as conn:
-            report.counts.add(self._upsert(conn, [*legal, *structures, *bodies], merge, merges))
+            bodies = [*chunk.legal, *chunk.structures, *chunk.people]
+            report.counts.add(self._upsert(conn, bodies, merge, merges))
 
     # -- FINESS establishments ----------------------------------------------------------------
 
@@ -420,19 +398,18 @@ class DirectoryImporter:
             gone = [id_ for id_ in self._owned_ids(rt, criteria) if id_ not in seen]
             if not gone:
                 continue
-            for start in range(0, len(gone), 500):
-                chunk = gone[start : start + 500]
+            for start in range(0, len(gone), 2000):
+                chunk = gone[start : start + 2000]
                 with self.store.write() as conn:
                     current = self.upserter.existing(conn, rt, chunk)
-                    for body in current.values():
-                        self.store.update(conn, _ended(body, self.today))
+                    ended = [_ended(body, self.today) for body in current.values()]
                     if rt == "Organization":  # their Locations and HealthcareServices follow
                         places = self.upserter.existing(conn, "Location", list(current))
-                        for body in places.values():
-                            self.store.update(conn, {**body, "status": "inactive"})
+                        ended.extend({**strip_server_meta(b), "status": "inactive"} for b in places.values())
                         services = self.upserter.existing(conn, "HealthcareService", list(current))
-                        for body in services.values():
-                            self.store.update(conn, _ended(body, self.today))
+                        ended.extend(_ended(body, self.today) for body in services.values())
+                    if ended:
+                        self.store.update_many(conn, ended)
             report.end_dated[rt] = len(gone)
 
     def _owned_ids(self, resource_type: str, criteria: list[tuple[str, str]]) -> Iterator[str]:
@@ -440,6 +417,19 @@ class DirectoryImporter:
         with self.store.read() as conn:
             ids = [str(row[1]) for row in conn.execute(statement)]
         yield from ids
+
+
+@contextmanager
+def _rare_collections() -> Iterator[None]:
+    """Collect garbage less often during an import: each chunk allocates thousands of short-lived
+    dicts, and the default thresholds ran full collections over every long-lived object (the FHIR
+    definitions, the communes…) about once per 500 lines: half the CPU of a re-import, measured."""
+    before = gc.get_threshold()
+    gc.set_threshold(50_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
 
 
 def _file_order(path: Path) -> int:

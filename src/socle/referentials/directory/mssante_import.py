@@ -80,6 +80,7 @@ class MailboxIndex:
         for start in range(0, len(keys), _CHUNK):
             with store.write() as conn:
                 current = upserter.existing_many(conn, keys[start : start + _CHUNK])
+                changed: list[Resource] = []
                 for key, body in current.items():
                     if not body:
                         continue  # deleted
@@ -92,8 +93,10 @@ class MailboxIndex:
                     if target == before:
                         counts.unchanged[key[0]] += 1
                         continue
-                    store.update(conn, target, method="PUT")
+                    changed.append(target)
                     counts.updated[key[0]] += 1
+                if changed:
+                    store.update_many(conn, changed)
         for number, resource_type, ids in self.lines:
             if not any((resource_type, id_) in found for id_ in ids):
                 what = "professional" if resource_type == "Practitioner" else "structure"

@@ -202,11 +202,11 @@ def write_indexes(conn: Connection, items: Sequence[_Item]) -> None:
     """Insert the index rows of (resource_key, resource_type, compartment, resource) items.
 
     The repository calls this once per batch inside its write transaction. Rows are built as tuples
-    and sent with one bulk statement per table (`_insert`), so the cost is per row, not per statement.
+    and sent with one bulk statement per table (`insert_rows`), so the cost is per row, not per statement.
     """
     for table, rows in zip(INDEX_TABLES, _index_rows(items), strict=True):
         if rows:
-            _insert(conn, table, rows)
+            insert_rows(conn, table, rows)
     fulltext.write_text(conn, items)  # _text/_content rows (socle.store.fulltext)
 
 
@@ -237,7 +237,7 @@ def rewrite_indexes(
     for table, keys, rows in zip(INDEX_TABLES, deletes, inserts, strict=True):
         _delete_rows(conn, table, keys)
         if rows:
-            _insert(conn, table, rows)
+            insert_rows(conn, table, rows)
     fulltext.delete_text(conn, [key for key, *_ in texts])
     fulltext.write_text(conn, texts)
 
@@ -343,7 +343,7 @@ def parts_hash(resource_type: str, param: str, parts: tuple[str, ...]) -> int:
     return hash64(resource_type, param, *parts)
 
 
-def _insert(conn: Connection, table: Table, rows: list[_Row]) -> None:
+def insert_rows(conn: Connection, table: Table, rows: list[_Row]) -> None:
     """Bulk insert positional rows, bypassing per-row parameter processing in SQLAlchemy.
 
     Measured on Synthea (bench/): SQLAlchemy's `execute(insert(), dicts)` spent more time building

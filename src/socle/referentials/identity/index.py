@@ -25,7 +25,7 @@ from socle.referentials.identity.registry_schema import mpi_block, mpi_traits
 from socle.referentials.identity.traits import PartialDate, parse_partial_date
 from socle.store import index_hooks
 from socle.store.access import AccessFilter
-from socle.store.indexes import _insert as bulk_insert
+from socle.store.indexes import insert_rows
 from socle.store.schema import resource
 from socle.store.versioned import StoredVersion
 
@@ -91,9 +91,9 @@ def write_blocking_keys(
     database's work (~6 block rows per Patient, a third of a demo load's CPU on PostgreSQL)."""
     traits_rows, block_rows = _rows(items)
     if traits_rows:
-        bulk_insert(conn, mpi_traits, traits_rows)
+        insert_rows(conn, mpi_traits, traits_rows)
     if block_rows:
-        bulk_insert(conn, mpi_block, block_rows)
+        insert_rows(conn, mpi_block, block_rows)
 
 
 def delete_blocking_keys(conn: Connection, keys: Sequence[int]) -> None:

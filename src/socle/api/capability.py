@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from socle import __version__
 from socle.api.request import Context
+from socle.api.search import DEFAULT_COUNT_LIMIT
 from socle.fhir.resource_types import resource_types
 from socle.services import search_parameters
 from socle.store.clock import now_us, to_instant
@@ -73,6 +74,7 @@ def _static_part(routes: tuple[Route, ...], custom: frozenset[tuple[str, int]]) 
         "rest": [
             {
                 "mode": "server",
+                "documentation": _SEARCH_DOCUMENTATION,
                 "resource": resources,
                 "interaction": [{"code": code} for code in system_codes],
                 "searchParam": _system_search_params() if "search-system" in system_codes else [],
@@ -81,6 +83,15 @@ def _static_part(routes: tuple[Route, ...], custom: frozenset[tuple[str, int]]) 
             }
         ],
     }
+
+
+# How searches answer `Bundle.total` when `_total` is not given (R4 search.html#total: the server's choice).
+_SEARCH_DOCUMENTATION = (
+    "Search: without `_total`, the first page carries `Bundle.total` when it is cheap: exact when the"
+    f" page holds every match or there are at most {DEFAULT_COUNT_LIMIT} matches; beyond that an"
+    " estimate on PostgreSQL and no total on SQLite; later pages carry none. `_total=accurate` always"
+    " counts, `_total=estimate` gives the planner's estimate, `_total=none` skips the count."
+)
 
 
 def _operations(resource_type: str | None) -> list[dict[str, str]]:

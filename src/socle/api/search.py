@@ -5,9 +5,12 @@ store; this module reads the result parameters (search.html#return) and shapes t
 
 - `_sort`, `_count` and keyset paging with opaque `_cursor` tokens in `next`/`previous` links
   (`socle.store.results`); `_count=0` and `_summary=count` return only the total.
-- `_total`: when the client does not say, the first page carries an accurate total and later pages
-  none (R4 lets the server choose; the count costs one extra statement, paid once per search).
-  `_total=accurate` counts on every page, `estimate` uses PostgreSQL's planner estimate, `none` skips.
+- `_total`: when the client does not say (R4 lets the server choose), the first page carries the
+  total when it costs little: exact when every match is on the page (no count statement) or when
+  there are at most DEFAULT_COUNT_LIMIT matches (a count that stops there), else PostgreSQL's
+  planner estimate, and no total on SQLite; later pages none. So a page of a national cohort does
+  not cost a count growing with the data. `_total=accurate` counts on every page, `estimate` uses
+  PostgreSQL's planner estimate (SQLite counts), `none` skips; `_summary=count` counts.
 - `_include`/`_revinclude` (`:iterate`), `search.mode=include` (`socle.store.includes`).
 - `_summary`/`_elements` projections (`socle.fhir.summary`), applied to every resource entry.
 - Unknown or unsupported parameters (§3.1.1.3.2 "handling"): with `Prefer: handling=strict` a 400
@@ -22,6 +25,7 @@ every listed type; without `_type` only the parameters defined on Resource (`_id
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,7 +49,15 @@ from socle.store.selectivity import prefer_selective
 from socle.store.value_sets import ValueSetCache, resolve_value_sets
 from socle.store.versioned import StoredVersion
 
-__all__ = ["Controls", "Problems", "searchset", "search_compartment", "search_system", "search_type"]
+__all__ = [
+    "DEFAULT_COUNT_LIMIT",
+    "Controls",
+    "Problems",
+    "searchset",
+    "search_compartment",
+    "search_system",
+    "search_type",
+]
 
 # Result parameters (search.html#return) and formatting ones: never criteria.
 _RESULT = {"_count", "_sort", "_include", "_revinclude", "_summary", "_elements", "_total", "_cursor"}
@@ -54,6 +66,8 @@ _UNSUPPORTED = {"_contained", "_containedType", "_offset"}
 _TOTALS = {"none", "estimate", "accurate"}
 _INCLUDES = ("_include", "_revinclude")
 _RESOURCE_PARAM = "http://hl7.org/fhir/SearchParameter/Resource-"
+# Without `_total`, a first page counts at most this many matches (beyond: an estimate or no total).
+DEFAULT_COUNT_LIMIT = 1000
 
 
 def search_type(req: FhirRequest, ctx: Context, resource_type: str) -> FhirResponse:
@@ -248,7 +262,6 @@ def searchset(
 ) -> FhirResponse:
     """Run the page, total and includes of a search and answer the searchset Bundle (R4 §3.1.1.5)."""
     cursor = Cursor.decode(controls.cursor_text, controls.sort) if controls.cursor_text else None
-    total_mode = controls.total or ("accurate" if cursor is None or controls.count_only else "none")
     page = ResultPage([], None, None, cursor.high if cursor else None)
     included = Included([], False)
     if not controls.count_only:
@@ -260,10 +273,9 @@ def searchset(
                 ctx.conn, matches, ctx.access, page.versions, controls.includes
             )
     bundle: dict[str, Any] = {"resourceType": "Bundle", "type": "searchset"}
-    if total_mode != "none":
-        bundle["total"] = ctx.store.search_total(
-            ctx.conn, matches, ctx.access, high=page.high, estimate=total_mode == "estimate"
-        )
+    total = _total(ctx, matches, controls, cursor, page)
+    if total is not None:
+        bundle["total"] = total
     kept = _link_params(params, controls, problems)
     links = [{"relation": "self", "url": _url(ctx, path, kept, controls.cursor_text)}]
     if page.next is not None:
@@ -290,7 +302,35 @@ def searchset(
     return FhirResponse(200, bundle)
 
 
+def _total(
+    ctx: Context, matches: MatchSet, controls: Controls, cursor: Cursor | None, page: ResultPage
+) -> int | None:
+    """`Bundle.total` (search.html#total), None to leave it out.
+
+    Asked for (`_total`, or `_summary=count`/`_count=0` whose answer it is): as asked. Otherwise on
+    the first page only, and bounded so that a page never costs a count of a national cohort: exact
+    up to DEFAULT_COUNT_LIMIT matches, beyond that PostgreSQL's estimate (never below what was
+    counted) and none on SQLite, which has no estimate. A first page without a next page is every
+    match: its length is the total, with no count statement.
+    """
+    mode = controls.total or ("accurate" if controls.count_only else None)
+    if mode == "none" or (mode is None and cursor is not None):
+        return None
+    if cursor is None and not controls.count_only and page.next is None:
+        return len(page.versions)
+    total = functools.partial(ctx.store.search_total, ctx.conn, matches, ctx.access, high=page.high)
+    if mode is not None:
+        return total(estimate=mode == "estimate")
+    counted = total(up_to=DEFAULT_COUNT_LIMIT)
+    if counted <= DEFAULT_COUNT_LIMIT:
+        return counted
+    if ctx.conn.dialect.name == "postgresql":
+        return max(total(estimate=True), counted)
+    return None
+
+
 def _entry(ctx: Context, version: StoredVersion, mode: str, shape: Projection | None) -> dict[str, Any]:
+    ctx.show(version)  # for the audit
     body: Any = shape.apply(version.resource) if shape is not None else orjson.Fragment(version.raw or b"")
     return {"fullUrl": ctx.absolute(version.reference), "resource": body, "search": {"mode": mode}}
 

@@ -16,7 +16,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Table, and_, exists, false, func, not_, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Table,
+    and_,
+    exists,
+    false,
+    func,
+    literal_column,
+    not_,
+    or_,
+    select,
+)
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.visitors import InternalTraversal, replacement_traverse
@@ -54,6 +66,7 @@ __all__ = [
     "as_condition",
     "missing",
     "reference",
+    "row_exists",
     "string",
     "string_values",
     "token",
@@ -76,10 +89,14 @@ _RANGE_LEADERS = frozenset({"param_hash", "units_hash", "canonical_units_hash", 
 
 @dataclass(frozen=True)
 class Rows:
-    """A resource matches when it has at least one row of `table` meeting `where`."""
+    """A resource matches when it has at least one row of `table` meeting `where`.
+
+    `key_ordered`: `where` is one equality on an index whose next column is `resource_key`, so the
+    rows come out of it in key order (a page can stream them, `socle.store.search`)."""
 
     table: Table
     where: Condition
+    key_ordered: bool = False
 
     def keys(self) -> Any:
         """The keys of the matching resources (the driving set of a query)."""
@@ -98,10 +115,16 @@ class Rows:
             return None
 
         where: Condition = replacement_traverse(self.where, {}, unindexed)  # type: ignore[call-overload]
-        return exists().where(table.c.resource_key == key, where)
+        return row_exists(table, table.c.resource_key == key, where)
 
 
 Built = Condition | Rows
+
+
+def row_exists(table: FromClause, *where: Condition) -> Condition:
+    """`EXISTS (SELECT 1 FROM table WHERE ...)`: selecting no column lets SQLite answer from a
+    covering index; `exists().where()` renders `SELECT *`, which reads every table row it tests."""
+    return exists(select(literal_column("1")).select_from(table).where(*where))
 
 
 def as_condition(built: Built, key: Key, *, drive: bool = False) -> Condition:
@@ -154,10 +177,12 @@ def token(rt: str, clause: Clause, key: Key) -> Built:
         )
     if modifier in ("in", "not-in"):  # the search API expands the value set first (store.value_sets)
         raise NotSupported(f"{clause.text} is supported by the search API only (value set expansion)")
-    condition = _token_condition(rt, name, typed(clause, TokenValue))
+    values = typed(clause, TokenValue)
+    condition = _token_condition(rt, name, values)
     if modifier == "not":
-        return not_(exists().where(idx_token.c.resource_key == key, condition))
-    return Rows(idx_token, condition)
+        return not_(row_exists(idx_token, idx_token.c.resource_key == key, condition))
+    # one `code` or `system|code`: one hash on `(value_hash | sys_value_hash, resource_key)`
+    return Rows(idx_token, condition, key_ordered=len(values) == 1 and values[0].code is not None)
 
 
 def _token_condition(rt: str, name: str, values: Sequence[TokenValue]) -> Condition:
@@ -283,7 +308,9 @@ def missing(rt: str, clause: Clause, key: Key) -> Condition:
     names = param.union_of or (param.name,)
     has_value = or_(
         *(
-            exists().where(table.c.resource_key == key, table.c.param_hash == param_hash(rt, name + suffix))
+            row_exists(
+                table, table.c.resource_key == key, table.c.param_hash == param_hash(rt, name + suffix)
+            )
             for table, suffix in tables
             for name in names
         )

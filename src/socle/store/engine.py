@@ -41,7 +41,7 @@ def make_engine(url: str, *, pool_size: int = 20) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
     if parsed.get_backend_name() == "postgresql":
-        return create_engine(
+        engine = create_engine(
             parsed,
             # As many pooled connections as the ASGI thread pool runs requests at once (40), so
             # connections are reused rather than opened and closed under load; no pre-ping
@@ -53,7 +53,18 @@ def make_engine(url: str, *, pool_size: int = 20) -> Engine:
             json_serializer=_json_dumps,
             json_deserializer=orjson.loads,
         )
+        event.listen(engine, "connect", _postgresql_session)
+        return engine
     raise ValueError(f"unsupported database {parsed.get_backend_name()!r}: use sqlite:// or postgresql://")
+
+
+def _postgresql_session(dbapi_connection: Any, _record: Any) -> None:
+    # JIT compilation pays off for long analytic queries, not for pages of 50: it added 7-12 ms
+    # to cohort searches whose cost estimate crossed `jit_above_cost` (bench/README.md). A SET,
+    # not the URL's `options`, which may already carry a search_path.
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute("SET jit = off")
+    dbapi_connection.commit()
 
 
 def _sqlite_engine(url: URL) -> Engine:

@@ -51,7 +51,7 @@ def explain_search(
             if not value.isdigit():
                 raise Invalid(f"_count must be a non-negative integer, not {value!r}")
             count = int(value)
-    statement = compile_search(parsed, access).limit(count + 1)
+    statement = compile_search(parsed, access, key_order=True).limit(count + 1)
     sql = str(statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
     if conn.dialect.paramstyle in ("format", "pyformat"):
         sql = sql.replace("%%", "%")  # escaped for a driver that formats parameters: there are none here

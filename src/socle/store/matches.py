@@ -28,8 +28,18 @@ __all__ = ["EverythingMatches", "MatchSet", "TypeMatches", "compartment_members"
 class MatchSet(Protocol):
     """Where the matches of a search come from: SELECTs of (resource_key, id, *extra) over `resource`."""
 
-    def branches(self, access: AccessFilter, extra: Sequence[ColumnElement[Any]]) -> list[Select[Any]]:
-        """One SELECT per branch (UNION ALL-ed); every branch reads `resource` with the access filter."""
+    def branches(
+        self,
+        access: AccessFilter,
+        extra: Sequence[ColumnElement[Any]],
+        *,
+        key_order: bool = False,
+        bounded: bool = False,
+    ) -> list[Select[Any]]:
+        """One SELECT per branch (UNION ALL-ed); every branch reads `resource` with the access filter.
+
+        `key_order`: the caller reads the matches in resource-key order (a page without `_sort`);
+        `bounded`: it reads at most a given number of them, in any order (a bounded count)."""
         ...
 
     def include_filter(self) -> ColumnElement[bool] | None:
@@ -47,13 +57,20 @@ class TypeMatches:
     queries: tuple[SearchQuery, ...]
     compartment: str | None = None
 
-    def branches(self, access: AccessFilter, extra: Sequence[ColumnElement[Any]]) -> list[Select[Any]]:
+    def branches(
+        self,
+        access: AccessFilter,
+        extra: Sequence[ColumnElement[Any]],
+        *,
+        key_order: bool = False,
+        bounded: bool = False,
+    ) -> list[Select[Any]]:
         out = []
         for query in self.queries:
             scope = None  # the compartment, when given, drives: the criteria then probe its members
             if self.compartment is not None:
                 scope = compartment_members(access, self.compartment, [query.resource_type])
-            stmt = compile_search(query, access, scope).order_by(None)
+            stmt = compile_search(query, access, scope, key_order=key_order, bounded=bounded).order_by(None)
             out.append(stmt.add_columns(*extra))
         return out
 
@@ -70,7 +87,14 @@ class EverythingMatches:
     types: tuple[str, ...] | None = None
     since: int | None = None
 
-    def branches(self, access: AccessFilter, extra: Sequence[ColumnElement[Any]]) -> list[Select[Any]]:
+    def branches(
+        self,
+        access: AccessFilter,
+        extra: Sequence[ColumnElement[Any]],
+        *,
+        key_order: bool = False,
+        bounded: bool = False,
+    ) -> list[Select[Any]]:
         conditions: list[ColumnElement[bool]] = [resource.c.deleted == false(), access.condition(resource)]
         if self.patient is None:
             conditions.append(resource.c.compartment.is_not(None))
@@ -81,7 +105,13 @@ class EverythingMatches:
             conditions.append(resource.c.resource_type.in_(self.types))
         if self.since is not None:
             conditions.append(resource.c.updated_at >= self.since)
-        return [select(resource.c.resource_key, resource.c.id, *extra).where(*conditions)]
+        key: ColumnElement[int] = resource.c.resource_key
+        if self.patient is not None:
+            # One patient's record is small: fetch it, then sort it. Ordered by the bare key, PostgreSQL
+            # walked the primary key from the first row, merge-joining the record (it expected the
+            # record spread over the table): a page cost the position of the patient in the table.
+            key = (key + 0).label("resource_key")
+        return [select(key, resource.c.id, *extra).where(*conditions)]
 
     def include_filter(self) -> ColumnElement[bool] | None:
         """Referenced resources that are not already matches (they come on their own page)."""

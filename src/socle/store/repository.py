@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 import psycopg
@@ -22,6 +22,7 @@ from sqlalchemy import (
     Engine,
     Text,
     and_,
+    bindparam,
     cast,
     func,
     insert,
@@ -33,14 +34,27 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 
 from socle.fhir.compartment import patient_compartment
-from socle.fhir.errors import Conflict, Gone, NotFound, PreconditionFailed
+from socle.fhir.errors import Conflict, Gone, Invalid, NotFound, PreconditionFailed
 from socle.fhir.query import parse_query
 from socle.store import includes, index_hooks, indexes, results, search
 from socle.store.access import AccessFilter
 from socle.store.clock import now_us, to_instant
 from socle.store.matches import MatchSet
 from socle.store.schema import resource, resource_history
-from socle.store.versioned import StoredVersion
+from socle.store.versioned import StoredVersion, instant
+
+# (resource_key, version, resource_type, id, updated_at, method, compartment, JSON as bytes or text)
+_HistoryRow = tuple[int, int, str, str, int, str, str | None, bytes | str]
+
+
+class _Current(NamedTuple):
+    """The row an update replaces: key, version, tombstone flag and JSON (None when deleted)."""
+
+    key: int
+    version: int
+    deleted: bool
+    content: Any
+
 
 # SQLite statistics are refreshed as the database grows: after 500 resources, then each time the
 # number created since start doubles, then every 20,000.
@@ -289,9 +303,11 @@ class Store:
         *,
         high: int | None = None,
         estimate: bool = False,
+        up_to: int | None = None,
     ) -> int:
-        """`Bundle.total`: the number of matches (with keys up to `high`), or the planner's estimate."""
-        return results.count_matches(conn, matches, access, high=high, estimate=estimate)
+        """`Bundle.total`: the number of matches (with keys up to `high`), or the planner's estimate;
+        counted up to `up_to + 1` at most when `up_to` is given."""
+        return results.count_matches(conn, matches, access, high=high, estimate=estimate, up_to=up_to)
 
     def search_included(
         self,
@@ -404,7 +420,7 @@ class Store:
         resource_type, id = body["resourceType"], body["id"]
         while True:
             current = conn.execute(
-                select(resource.c.resource_key, resource.c.version, resource.c.deleted).where(
+                select(resource.c.resource_key, resource.c.version, resource.c.deleted, self._content).where(
                     resource.c.resource_type == resource_type, resource.c.id == id
                 )
             ).first()
@@ -422,13 +438,147 @@ class Store:
                     f"{resource_type}/{id} is at version {version}, not {if_match} (If-Match)",
                     headers={"ETag": f'W/"{version}"'},
                 )
-            written = self._write_version(conn, key, version, body, method)
+            written = self._write_version(conn, key, version, body, method, _parsed(current[3]))
             if written is not None:
                 return written, bool(deleted)
             if if_match is not None:
                 raise PreconditionFailed(
                     f"{resource_type}/{id} was changed concurrently (If-Match: {if_match})"
                 )
+
+    def update_many(
+        self, conn: Connection, resources: Sequence[dict[str, Any]], *, method: str = "PUT"
+    ) -> list[tuple[StoredVersion, bool]]:
+        """Write a new version of each resource (id set, each at most once), as `update` without
+        If-Match would one by one: (version, created) in the order given.
+
+        The bulk path of re-imports. The current versions are read in one statement per type and
+        locked (`FOR UPDATE` on PostgreSQL; SQLite's write transaction already excludes other
+        writers), so no concurrent writer can slip a version in between; absent resources go through
+        `create_many`, the others get one statement per table and their index rows rewritten in one batch.
+        """
+        refs = [(body["resourceType"], body["id"]) for body in resources]
+        if len(set(refs)) != len(refs):
+            raise Invalid("update_many was given the same resource twice")
+        current = self._lock_current(conn, refs)
+        absent = [body for body, ref in zip(resources, refs, strict=True) if ref not in current]
+        created: dict[tuple[str, str], StoredVersion] = {}
+        if absent:
+            try:
+                with conn.begin_nested():
+                    versions = self.create_many(conn, absent)
+            except Conflict:  # one was created concurrently: update-or-create each
+                versions = [self.update(conn, body, method=method)[0] for body in absent]
+            created = {(v.resource_type, v.id): v for v in versions}
+        present = [body for body, ref in zip(resources, refs, strict=True) if ref in current]
+        updated = {(v.resource_type, v.id): v for v in self._write_versions(conn, present, current, method)}
+        return [
+            (created[ref], True) if ref in created else (updated[ref], current[ref].deleted) for ref in refs
+        ]
+
+    def _lock_current(
+        self, conn: Connection, refs: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], _Current]:
+        """(type, id) → the current row of those that exist, locked until commit."""
+        ids_by_type: dict[str, list[str]] = {}
+        for resource_type, id in refs:
+            ids_by_type.setdefault(resource_type, []).append(id)
+        found: dict[tuple[str, str], _Current] = {}
+        for resource_type, ids in ids_by_type.items():
+            for start in range(0, len(ids), 500):
+                rows = conn.execute(
+                    select(
+                        resource.c.id,
+                        resource.c.resource_key,
+                        resource.c.version,
+                        resource.c.deleted,
+                        self._content,
+                    )
+                    .where(
+                        resource.c.resource_type == resource_type, resource.c.id.in_(ids[start : start + 500])
+                    )
+                    .with_for_update()
+                )
+                for row in rows:
+                    found[(resource_type, str(row[0]))] = _Current(
+                        int(row[1]), int(row[2]), bool(row[3]), row[4]
+                    )
+        return found
+
+    def _write_versions(
+        self,
+        conn: Connection,
+        bodies: Sequence[dict[str, Any]],
+        current: dict[tuple[str, str], _Current],
+        method: str,
+    ) -> list[StoredVersion]:
+        """New versions of locked, existing resources: one executemany per table, indexes rewritten."""
+        if not bodies:
+            return []
+        now = now_us()
+        versions: list[StoredVersion] = []
+        for body in bodies:
+            key, version = current[(body["resourceType"], body["id"])][:2]
+            body, raw, compartment = _stamp(body, version + 1, now)
+            versions.append(
+                StoredVersion(
+                    key,
+                    body["resourceType"],
+                    body["id"],
+                    version + 1,
+                    now,
+                    False,
+                    compartment,
+                    raw,
+                    method,
+                    body,
+                )
+            )
+        conn.execute(
+            _UPDATE_VERSION,
+            [
+                {
+                    "b_key": v.resource_key,
+                    "b_version": v.version - 1,
+                    "b_new": v.version,
+                    "b_updated": now,
+                    "b_compartment": v.compartment,
+                    "b_security": _security(v.resource),
+                    "b_content": self._content_param(v.resource, v.raw or b""),
+                }
+                for v in versions
+            ],
+        )
+        self._insert_history(
+            conn,
+            [
+                (
+                    v.resource_key,
+                    v.version,
+                    v.resource_type,
+                    v.id,
+                    now,
+                    method,
+                    v.compartment,
+                    self._text(v.raw),
+                )
+                for v in versions
+            ],
+        )
+        items = [(v.resource_key, v.resource_type, v.compartment, v.resource) for v in versions]
+        previous = [_parsed(current[(v.resource_type, v.id)].content) for v in versions]
+        indexes.rewrite_indexes(conn, items, previous)
+        for resource_type in {v.resource_type for v in versions}:
+            index_hooks.delete(
+                conn, resource_type, [v.resource_key for v in versions if v.resource_type == resource_type]
+            )
+        index_hooks.write(conn, items)
+        return versions
+
+    def _text(self, raw: bytes | None) -> bytes | str:
+        """The JSON as `_insert_history` takes it: bytes on SQLite, text for PostgreSQL's COPY."""
+        assert raw is not None
+        return raw if self._sqlite else raw.decode()
 
     def delete(
         self, conn: Connection, resource_type: str, id: str, *, if_match: int | None = None
@@ -474,7 +624,13 @@ class Store:
             return StoredVersion(key, resource_type, id, version + 1, now, True, compartment, None, "DELETE")
 
     def _write_version(
-        self, conn: Connection, key: int, version: int, body: dict[str, Any], method: str
+        self,
+        conn: Connection,
+        key: int,
+        version: int,
+        body: dict[str, Any],
+        method: str,
+        previous: dict[str, Any] | None,
     ) -> StoredVersion | None:
         now = now_us()
         body, raw, compartment = _stamp(body, version + 1, now)
@@ -506,8 +662,7 @@ class Store:
             )
         )
         item = (key, body["resourceType"], compartment, body)
-        indexes.delete_indexes(conn, [key])
-        indexes.write_indexes(conn, [item])
+        indexes.rewrite_indexes(conn, [item], [previous])
         index_hooks.delete(conn, body["resourceType"], [key])
         index_hooks.write(conn, [item])
         return StoredVersion(
@@ -544,10 +699,12 @@ class Store:
                 )
             except IntegrityError as exc:
                 raise Conflict("a resource with this id already exists") from exc
-            conn.exec_driver_sql(
-                "INSERT INTO resource_history (resource_key, version, resource_type, id, updated_at, method,"
-                " compartment, content) VALUES (?, 1, ?, ?, ?, 'POST', ?, ?)",
-                [(key, t, id, now, comp, raw) for key, (t, id, comp, _, raw) in zip(keys, rows, strict=True)],
+            self._insert_history(
+                conn,
+                [
+                    (key, 1, t, id, now, "POST", comp, raw)
+                    for key, (t, id, comp, _, raw) in zip(keys, rows, strict=True)
+                ],
             )
             return keys
         cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
@@ -569,26 +726,63 @@ class Store:
                         copy.write_row((key, t, id, 1, now, False, comp, security, text))
             except psycopg.errors.UniqueViolation as exc:
                 raise Conflict("a resource with this id already exists") from exc
+        finally:
+            cursor.close()
+        self._insert_history(
+            conn,
+            [
+                (key, 1, t, id, now, "POST", comp, text)
+                for key, (t, id, comp, _, _), text in zip(keys, rows, texts, strict=True)
+            ],
+        )
+        return keys
+
+    def _insert_history(self, conn: Connection, rows: list[_HistoryRow]) -> None:
+        """Insert (key, version, type, id, updated_at, method, compartment, JSON) rows in
+        `resource_history`: one `executemany` (SQLite) or one COPY (PostgreSQL, JSON as text)."""
+        if self._sqlite:
+            conn.exec_driver_sql(
+                "INSERT INTO resource_history (resource_key, version, resource_type, id, updated_at, method,"
+                " compartment, content) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+            return
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
             with cursor.copy(
                 "COPY resource_history (resource_key, version, resource_type, id, updated_at, method,"
                 " compartment, content) FROM STDIN"
             ) as copy:
-                for key, (t, id, comp, _, _), text in zip(keys, rows, texts, strict=True):
-                    copy.write_row((key, 1, t, id, now, "POST", comp, text))
+                for row in rows:
+                    copy.write_row(row)
         finally:
             cursor.close()
-        return keys
 
     def _content_param(self, body: dict[str, Any], raw: bytes) -> Any:
         # SQLite keeps the exact bytes; PostgreSQL's JSONB type takes the dict (serialised by orjson).
         return raw if self._sqlite else body
 
 
+# One new version of an existing row (`_write_versions`, executemany): the row was locked first.
+_UPDATE_VERSION = (
+    update(resource)
+    .where(resource.c.resource_key == bindparam("b_key"), resource.c.version == bindparam("b_version"))
+    .values(
+        version=bindparam("b_new"),
+        updated_at=bindparam("b_updated"),
+        deleted=False,
+        compartment=bindparam("b_compartment"),
+        security=bindparam("b_security", type_=resource.c.security.type),
+        content=bindparam("b_content", type_=resource.c.content.type),
+    )
+)
+
+
 def _stamp(body: dict[str, Any], version: int, now: int) -> tuple[dict[str, Any], bytes, str | None]:
     """Set the server-owned `meta` fields (R4 §2.28 Resource.meta) and serialise once."""
     meta = dict(body.get("meta") or {})
     meta["versionId"] = str(version)
-    meta["lastUpdated"] = to_instant(now)
+    meta["lastUpdated"] = instant(now)
     body["meta"] = meta
     return body, orjson.dumps(body), patient_compartment(body)
 
@@ -598,6 +792,14 @@ def _security(body: dict[str, Any]) -> list[str] | None:
     if not labels:
         return None
     return [f"{c.get('system', '')}|{c.get('code', '')}" for c in labels if isinstance(c, dict)]
+
+
+def _parsed(content: Any) -> dict[str, Any] | None:
+    """A stored JSON column as a dict (None for a deletion's)."""
+    if content is None:
+        return None
+    parsed: dict[str, Any] = orjson.loads(content)
+    return parsed
 
 
 def _as_bytes(value: Any) -> bytes | None:

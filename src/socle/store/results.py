@@ -164,8 +164,15 @@ def _sort_column(key: SortKey) -> ColumnElement[Any]:
     )
 
 
-def _candidates(matches: MatchSet, access: AccessFilter, extra: Sequence[ColumnElement[Any]]) -> FromClause:
-    branches = matches.branches(access, extra)
+def _candidates(
+    matches: MatchSet,
+    access: AccessFilter,
+    extra: Sequence[ColumnElement[Any]],
+    *,
+    key_order: bool = False,
+    bounded: bool = False,
+) -> FromClause:
+    branches = matches.branches(access, extra, key_order=key_order, bounded=bounded)
     if len(branches) == 1:
         return branches[0].subquery("c")
     return union_all(*branches).subquery("c")
@@ -279,7 +286,8 @@ def fetch_page(
 ) -> ResultPage:
     """One page of matches in `sort` order, with their JSON, in ONE statement (`count + 1` rows)."""
     labels = [f"s{i}" for i in range(len(sort))]
-    c = _candidates(matches, access, [_sort_column(k).label(n) for k, n in zip(sort, labels, strict=True)])
+    extra = [_sort_column(k).label(n) for k, n in zip(sort, labels, strict=True)]
+    c = _candidates(matches, access, extra, key_order=not sort)
     ordering: list[_Order] = [(c.c[n], k.descending, True) for k, n in zip(sort, labels, strict=True)]
     ordering.append((c.c.resource_key, False, None))
     backward = cursor is not None and cursor.backward
@@ -347,17 +355,26 @@ def version_from_row(row: Any) -> StoredVersion:
 
 
 def count_matches(
-    conn: Connection, matches: MatchSet, access: AccessFilter, *, high: int | None, estimate: bool
+    conn: Connection,
+    matches: MatchSet,
+    access: AccessFilter,
+    *,
+    high: int | None,
+    estimate: bool,
+    up_to: int | None = None,
 ) -> int:
     """How many resources match (rows up to key `high` when paging); the planner's guess if `estimate`.
 
     The estimate is PostgreSQL's row estimate of the match query (`EXPLAIN`, no execution): cheap on
     any size, and fine for "about 12 000 results". SQLite has no such estimate: it counts.
+    `up_to`: stop counting after `up_to + 1` rows (a result above `up_to` means "more than that").
     """
-    c = _candidates(matches, access, [])
+    c = _candidates(matches, access, [], bounded=up_to is not None)
     keys = select(c.c.resource_key)
     if high is not None:
         keys = keys.where(c.c.resource_key <= high)
+    if up_to is not None:
+        keys = keys.limit(up_to + 1)
     if estimate and conn.dialect.name == "postgresql":
         compiled = keys.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
         plan: Any = conn.exec_driver_sql(f"EXPLAIN (FORMAT JSON) {compiled}", compiled.params).scalar_one()

@@ -5,6 +5,13 @@ Each criterion of the query (AND) becomes a condition on the `resource` row: `re
 `_search_ranges`), its values (OR) one disjunction inside. `_id` and `_lastUpdated` read the
 `resource` columns, `_text`/`_content` the full-text table (`socle.store.fulltext`).
 
+Two shapes let a page of a large cohort stop after `_count + 1` rows instead of building the whole
+driving set first (bench/README.md, search): a driving token criterion with one code reads its
+index rows in key order, joined to `resource`, each resource at its first matching row
+(`Condition?code=X`); and a query that `socle.store.selectivity` marks `probe_in_key_order` (a
+`_has` whose criterion matches a large share of the type) has no driving set at all: the type's
+resources are probed one by one in key order.
+
 Chains and `_has` (R4 search.html#chaining, #has) are subqueries that join `idx_reference` to
 another, aliased, `resource` row through the partial index `(param_hash, target_type, target_id)
 WHERE target_url IS NULL`: only local references are followed (an absolute URL names a resource on
@@ -65,6 +72,7 @@ from sqlalchemy import (
     true,
     union_all,
 )
+from sqlalchemy.sql import util as sql_util
 
 from socle.fhir.errors import Invalid, NotSupported
 from socle.fhir.hashing import param_hash
@@ -92,6 +100,7 @@ from socle.store._search_values import (
     as_condition,
     missing,
     reference,
+    row_exists,
     string,
     token,
     typed,
@@ -114,24 +123,72 @@ __all__ = [
 
 
 def compile_search(
-    query: SearchQuery, access: AccessFilter, scope: Select[Any] | CompoundSelect[Any] | None = None
+    query: SearchQuery,
+    access: AccessFilter,
+    scope: Select[Any] | CompoundSelect[Any] | None = None,
+    *,
+    key_order: bool = False,
+    bounded: bool = False,
 ) -> Select[int, str]:
     """Keys and ids of the current, non-deleted resources of the query's type matching every criterion.
 
     `scope`, keys the matches must be among (a patient compartment), drives the query when given;
     otherwise the most selective criterion does (`driving_criterion`) and the others are probes.
+    With `query.probe_in_key_order` (a criterion matching a large share of the type) no criterion
+    drives a page read in key order (`key_order`): the type's resources are probed one by one, so
+    that it stops after its `_count + 1` matches instead of building the whole driving set; a count
+    stopped at a bound (`bounded`) probes too with `query.probe_to_count`. A driving criterion
+    whose index gives its rows in key order (one code) is joined rather than IN-listed
+    (`_stream_from`): a page or a bounded count then stops early.
     """
+    probing = scope is None and (query.probe_in_key_order if key_order else query.probe_to_count and bounded)
+    type_column: ColumnElement[str] = resource.c.resource_type
+    if probing and key_order:
+        # SQLite: walk the primary key (key order), not the type's index (whose rows, in id or
+        # updated_at order, would all be probed, then sorted).
+        type_column = ProbeOnly(resource.c.resource_type)
     stmt = select(resource.c.resource_key, resource.c.id).where(
-        resource.c.resource_type == query.resource_type,
+        type_column == query.resource_type,
         resource.c.deleted == false(),
         access.condition(resource),
     )
-    driver = None if scope is not None else driving_criterion(query.clauses)
+    driver = None if scope is not None or probing else driving_criterion(query.clauses)
     if scope is not None:
         stmt = stmt.where(resource.c.resource_key.in_(scope))
+    stream = _streamed_rows(query.clauses[driver]) if driver is not None else None
+    order: ColumnElement[int] = resource.c.resource_key
+    if stream is not None:
+        stmt, order = _stream_from(stream, stmt)
     for n, criterion in enumerate(query.clauses):
-        stmt = stmt.where(criterion_condition(criterion, resource, access, drive=n == driver))
-    return stmt.order_by(resource.c.resource_key)
+        if n == driver and stream is not None:
+            continue  # the join above
+        condition = criterion_condition(criterion, resource, access, drive=n == driver, correlated=probing)
+        stmt = stmt.where(condition)
+    return stmt.order_by(order)
+
+
+def _streamed_rows(criterion: Criterion) -> Rows | None:
+    """The index rows of a driving criterion that an index gives in key order, else None."""
+    if not isinstance(criterion, Clause) or criterion.modifier is not None or criterion.param.type != "token":
+        return None
+    built = _clause(criterion, resource)
+    return built if isinstance(built, Rows) and built.key_ordered else None
+
+
+def _stream_from(rows: Rows, stmt: Select[Any]) -> tuple[Select[Any], ColumnElement[int]]:
+    """`stmt` reading the index rows first, in key order, joined to their `resource` row: a page
+    stops after `_count + 1` of them, where `key IN (SELECT ...)` builds the whole set first. Each
+    resource is kept at its first matching row (a value twice in one resource gives two rows).
+    Returns the statement and its key column. The index table is aliased: a `_sort` subquery on
+    the same table must not correlate to it."""
+    driving, earlier = rows.table.alias("driving"), rows.table.alias("earlier")
+    where = sql_util.ClauseAdapter(driving).traverse(rows.where)
+    again = sql_util.ClauseAdapter(earlier).traverse(rows.where)
+    key = driving.c.resource_key
+    first = not_(row_exists(earlier, earlier.c.resource_key == key, earlier.c.seq < driving.c.seq, again))
+    joined = driving.join(resource, resource.c.resource_key == key)
+    stmt = stmt.with_only_columns(key.label("resource_key"), resource.c.id).select_from(joined)
+    return stmt.where(where, first), key
 
 
 def driving_criterion(criteria: Sequence[Criterion]) -> int | None:
@@ -219,17 +276,23 @@ def supported_search_params(resource_type: str) -> list[tuple[str, str, str]]:
 
 
 def criterion_condition(
-    criterion: Criterion, res: FromClause, access: AccessFilter, *, drive: bool = False
+    criterion: Criterion,
+    res: FromClause,
+    access: AccessFilter,
+    *,
+    drive: bool = False,
+    correlated: bool = False,
 ) -> Condition:
     """The condition `criterion` puts on `res`, a `resource` row (the table or an alias of it).
 
     `drive`: the criterion produces the candidates (`key IN (SELECT ...)`, read from its index);
     otherwise it tests each candidate (a correlated EXISTS keyed by the candidate's resource key).
+    `correlated`: a `_has` probe must stay a per-candidate test (see `_has`).
     """
     if isinstance(criterion, Chain):
         return _chain(criterion, res, access, drive)
     if isinstance(criterion, Has):
-        return _has(criterion, res, access, drive)
+        return _has(criterion, res, access, drive, correlated=correlated)
     return as_condition(_clause(criterion, res), res.c.resource_key, drive=drive)
 
 
@@ -320,12 +383,17 @@ def _chain(chain: Chain, res: FromClause, access: AccessFilter, drive: bool) -> 
     return res.c.resource_key.in_(branches[0] if len(branches) == 1 else union_all(*branches))
 
 
-def _has(has: Has, res: FromClause, access: AccessFilter, drive: bool) -> Condition:
+def _has(
+    has: Has, res: FromClause, access: AccessFilter, drive: bool, *, correlated: bool = False
+) -> Condition:
     """`_has:Type:param:criterion`: a live, admitted resource of Type meeting the criterion
     references `res` (whose type the caller fixed) through `param`.
 
     Driving: the ids those resources reference (their criterion drives). Probing: the references
     to this resource, through the local-reference index `(param_hash, target_type, target_id)`.
+    `correlated`: `OFFSET 0` keeps PostgreSQL from turning the EXISTS into a semi-join, which
+    hashes every resource meeting the criterion before the first candidate is tested (SQLite
+    keeps a correlated EXISTS as it is written).
     """
     ref = idx_reference
     source = has.param.resource_type
@@ -340,7 +408,8 @@ def _has(has: Has, res: FromClause, access: AccessFilter, drive: bool) -> Condit
     join = src.c.resource_key == ref.c.resource_key
     if not drive:
         to_res = ref.c.target_id == res.c.id
-        return exists(select(literal(1)).select_from(ref.join(src, join)).where(to_res, where))
+        probe = select(literal(1)).select_from(ref.join(src, join)).where(to_res, where)
+        return exists(probe.suffix_with("OFFSET 0", dialect="postgresql") if correlated else probe)
     return res.c.id.in_(select(ref.c.target_id).join(src, join).where(where))
 
 

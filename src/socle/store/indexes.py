@@ -286,32 +286,11 @@ def _index_rows(items: Sequence[_Item]) -> tuple[list[_Row], ...]:
         for seq, (name, number, system, code) in enumerate(values.quantities):
             units = value_hash(rt, name, code)
             canonical = canonical_quantity(number, system, code)
+            in_ucum = (
+                (None, None) if canonical is None else (canonical[0], value_hash(rt, name, canonical[1]))
+            )
             quantities.append(
-                (
-                    key,
-                    seq,
-                    comp,
-                    param_hash(rt, name),
-                    number,
-                    system or None,
-                    code or None,
-                    units,
-                    None,
-                    None,
-                )
-                if canonical is None
-                else (
-                    key,
-                    seq,
-                    comp,
-                    param_hash(rt, name),
-                    number,
-                    system or None,
-                    code or None,
-                    units,
-                    canonical[0],
-                    value_hash(rt, name, canonical[1]),
-                )
+                (key, seq, comp, param_hash(rt, name), number, system or None, code or None, units, *in_ucum)
             )
         for seq, (name, number) in enumerate(values.numbers):
             numbers.append((key, seq, comp, param_hash(rt, name), number))

@@ -12,7 +12,9 @@ workers, cycling through parameter sets picked from the dataset's facts (real pa
 names, birth dates, seed-chosen); then the same query hand-written in SQL on the raw tables
 (`resource`, `idx_*`, hashes from `socle.fhir.hashing`) from 8 threads of this process, one
 connection each: the floor. Every query must return entries at least once, or it is reported as
-empty; a 400 is reported as unsupported.
+empty; a 400 is reported as unsupported. Each line also gives the server's CPU per request (the CPU
+of its process tree over the requests it served): on a busy machine latencies mostly measure the
+wait for a core, while the CPU a request costs stays comparable between runs.
 
     .venv/bin/python bench/search_data.py --backend sqlite --resources 100000 1000000   # once
     .venv/bin/python bench/search.py --backend both --resources 100000 1000000
@@ -399,7 +401,8 @@ def measure(
         f" {http.rate:6.1f}/s | floor {floor.ms(50):5.1f} {floor.ms(95):5.1f} {floor.ms(99):5.1f} ms"
         f" {floor.rate:6.0f}/s | non-empty {http.nonempty}/{len(http.latencies)}, floor"
         f" {floor.nonempty}/{len(floor.latencies)} | cores: server {server_cores:.2f}, client {http.cpu:.2f},"
-        f" others {others.cores:.2f}"
+        f" others {others.cores:.2f} | server CPU {server_cores / http.rate * 1000 if http.rate else 0:.2f}"
+        " ms/request"
     )
     for error, n in http.errors.most_common(2):
         print(f"      {n} x {error}")

@@ -9,7 +9,8 @@ whole FHIR endpoint, so bearer-token refusals are recorded too):
 - writes (create/update/patch/delete, batch/transaction, POST operations) are always recorded and
   appended in the write's own transaction (`append`): a rolled-back write leaves no AuditEvent and
   an AuditEvent never exists without its write. Reads are recorded when they touch a patient's data
-  (or target a patient), appended in their own short transaction before the response is returned.
+  (or target a patient), committed before the response is returned, in a write transaction of their
+  own shared with the reads of the same process waiting at that moment (`trust.audit.group`).
   Not recorded: `metadata`, reads and searches that return no patient data (directory lookups),
   and reads of AuditEvents themselves (listing one's audit trail would otherwise grow it).
 - denied attempts (401/403 from the bearer check or the access policy) are recorded with outcome 4,
@@ -274,13 +275,6 @@ def append(conn: Connection, settings: Settings, recorded: list[dict[str, Any]])
     """Chain the events on the request's connection (a write: same transaction)."""
     if recorded:
         chain.append(conn, settings, recorded)
-
-
-def append_alone(store: Store, settings: Settings, recorded: list[dict[str, Any]]) -> None:
-    """Chain the events of a read in their own short write transaction."""
-    if recorded:
-        with store.write() as conn:
-            chain.append(conn, settings, recorded)
 
 
 def record_denial(

@@ -36,6 +36,7 @@ from socle.fhir.errors import (
 from socle.services import search_parameters
 from socle.store.repository import Store
 from socle.trust import policy
+from socle.trust.audit.group import GroupAppender
 from socle.trust.principal import SYSTEM_PRINCIPAL, Principal
 
 log = logging.getLogger("socle.api")
@@ -56,6 +57,7 @@ class FhirEndpoint:
     def __init__(self, store: Store, settings: Settings) -> None:
         self.store = store
         self.settings = settings
+        self.read_events = GroupAppender(store, settings)  # reads' AuditEvents, committed together
 
     async def handle(self, request: Request) -> Response:
         media_type = negotiate(request)
@@ -91,8 +93,8 @@ class FhirEndpoint:
                 recorded = audit.events(req, ctx, response, decision.break_glass)
                 if writes:
                     audit.append(conn, self.settings, recorded)  # in the write's transaction: both or neither
-            if not writes:
-                audit.append_alone(self.store, self.settings, recorded)  # a read's: its own short transaction
+            if not writes:  # a read's: committed (with those of concurrent reads) before it answers
+                self.read_events.append(recorded)
             return response
         except RecursionError as exc:  # raised before anything committed: the transaction rolled back
             raise Invalid("The JSON is nested too deeply to be a FHIR resource") from exc

@@ -3,11 +3,17 @@
 SQLite: WAL (readers never block the writer), `synchronous=NORMAL` (a process crash loses nothing
 committed; only power loss may drop the last commits), and write transactions opened with
 `BEGIN IMMEDIATE` so that two writers queue on the lock instead of deadlocking when a read
-transaction upgrades. PostgreSQL: psycopg 3 with a connection pool; JSONB encoded with orjson.
+transaction upgrades; `WriteGate` makes that queue one that hands the lock over at release
+instead of one whose waiters poll. PostgreSQL: psycopg 3 with a connection pool; JSONB encoded with orjson.
 """
 
 from __future__ import annotations
 
+import fcntl
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -99,3 +105,50 @@ def _sqlite_engine(url: URL) -> Engine:
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+class WriteGate:
+    """The queue of the writers of one SQLite database file, in front of SQLite's own write lock.
+
+    SQLite's lock does not queue: a writer that finds it taken sleeps in SQLite's busy handler (1, 2,
+    5, 10, 15, 20, 25… ms) and tries again, so under concurrent writes a short transaction can wait
+    many times as long as those ahead of it took, and be overtaken by writers that came later. Writers
+    that pass through the gate (`Store.write`) block instead on locks the operating system hands over
+    as soon as they are released: a thread lock among this process' threads, then an exclusive
+    `flock` on a file beside the database among processes. SQLite's lock still guards the data,
+    against writers that do not pass here (other tools, `engine.begin()`), as before.
+
+    The thread lock is re-entrant so that a nested write in the same thread fails as it did without
+    the gate (SQLite's busy timeout) instead of waiting for itself forever; only the outermost holder
+    takes and releases the file lock.
+    """
+
+    def __init__(self, database: str) -> None:
+        self.path = f"{database}-writers"
+        self._threads = threading.RLock()
+        self._depth = 0  # nesting of the holding thread; changed only under `_threads`
+
+    @contextmanager
+    def held(self) -> Iterator[None]:
+        with self._threads:
+            # Opened for each outermost hold: closing it releases the lock, and no descriptor is
+            # kept per store (tests make thousands) or shared with a forked child.
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600) if self._depth == 0 else -1
+            self._depth += 1
+            try:
+                if fd >= 0:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                yield
+            finally:
+                self._depth -= 1
+                if fd >= 0:
+                    os.close(fd)
+
+
+def write_gate(engine: Engine) -> WriteGate | None:
+    """The gate of a file-backed SQLite database; None for PostgreSQL (its writers queue on row and
+    advisory locks, woken at release) and for in-memory SQLite (one connection, nobody to queue)."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    return WriteGate(database)

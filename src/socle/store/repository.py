@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -39,6 +39,7 @@ from socle.fhir.query import parse_query
 from socle.store import includes, index_hooks, indexes, results, search
 from socle.store.access import AccessFilter
 from socle.store.clock import now_us, to_instant
+from socle.store.engine import write_gate
 from socle.store.matches import MatchSet
 from socle.store.schema import resource, resource_history
 from socle.store.versioned import StoredVersion, instant
@@ -72,6 +73,7 @@ class Store:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self._sqlite = engine.dialect.name == "sqlite"
+        self._gate = write_gate(engine)
         self._created = 0  # resources created by this process (approximate across threads)
         self._next_analyze = ANALYZE_FIRST
         # On PostgreSQL read JSONB as text: the bytes go to the client without a parse/serialise cycle.
@@ -84,8 +86,9 @@ class Store:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """One atomic unit of work: everything done on the connection commits or none of it does."""
-        with self.engine.connect() as conn:
+        """One atomic unit of work: everything done on the connection commits or none of it does.
+        On SQLite the writers queue at the database's `WriteGate` first, then take SQLite's lock."""
+        with self._gate.held() if self._gate else nullcontext(), self.engine.connect() as conn:
             conn = conn.execution_options(sqlite_begin="IMMEDIATE")
             with conn.begin():
                 yield conn

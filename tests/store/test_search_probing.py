@@ -118,11 +118,13 @@ def test_a_dense_has_is_marked_and_a_rare_one_is_not(store: Store, monkeypatch: 
             conn, parse_query("Patient", f"_id=p3&_has:Condition:patient:code={SCT}|a")
         )
         assert not driven.probe_in_key_order  # `_id` drives
-        # the page statement walks the primary key on SQLite (`+resource_type`), the count does not
-        page = str(compile_search(dense, SYSTEM, key_order=True).compile(dialect=conn.dialect))
-        count = str(compile_search(dense, SYSTEM).compile(dialect=conn.dialect))
+        # the page statement walks the type's resources in key order (`ix_resource_type_key`)
+        statement = compile_search(dense, SYSTEM, key_order=True)
+        page = str(statement.compile(dialect=conn.dialect))
         if conn.dialect.name == "sqlite":
-            assert "+resource.resource_type" in page and "+resource.resource_type" not in count
+            compiled = statement.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+            plan = " ".join(str(r[-1]) for r in conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}"))
+            assert "USING INDEX ix_resource_type_key" in plan
         assert " IN (" not in page.replace("sys_value_hash IN (", "")  # no driving set
         assert conn.execute(compile_search(dense, SYSTEM, key_order=True)).all()
 

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 from sqlalchemy import (
     ColumnElement,
     FromClause,
+    Select,
     Table,
     and_,
     exists,
@@ -105,8 +106,9 @@ class Rows:
     def drive(self, key: Key) -> Condition:
         return key.in_(self.keys())
 
-    def probe(self, key: Key) -> Condition:
-        """Whether the resource of `key` has such a row: a correlated EXISTS on its own rows."""
+    def probe(self, key: Key, *, correlated: bool = False) -> Condition:
+        """Whether the resource of `key` has such a row: a correlated EXISTS on its own rows
+        (`correlated`: kept a per-candidate test on PostgreSQL too, see `row_exists`)."""
         table = self.table
 
         def unindexed(element: Any) -> Any:
@@ -115,22 +117,28 @@ class Rows:
             return None
 
         where: Condition = replacement_traverse(self.where, {}, unindexed)  # type: ignore[call-overload]
-        return row_exists(table, table.c.resource_key == key, where)
+        return row_exists(table, table.c.resource_key == key, where, correlated=correlated)
 
 
 Built = Condition | Rows
 
 
-def row_exists(table: FromClause, *where: Condition) -> Condition:
+def row_exists(table: FromClause, *where: Condition, correlated: bool = False) -> Condition:
     """`EXISTS (SELECT 1 FROM table WHERE ...)`: selecting no column lets SQLite answer from a
-    covering index; `exists().where()` renders `SELECT *`, which reads every table row it tests."""
-    return exists(select(literal_column("1")).select_from(table).where(*where))
+    covering index; `exists().where()` renders `SELECT *`, which reads every table row it tests.
+
+    `correlated`: `OFFSET 0` keeps PostgreSQL from turning the EXISTS into a semi-join, which
+    hashes every row meeting `where` before the first candidate is tested: right for a full
+    count, wrong for a statement that stops after a few rows (SQLite keeps a correlated EXISTS as
+    it is written)."""
+    probe: Select[Any] = select(literal_column("1")).select_from(table).where(*where)
+    return exists(probe.suffix_with("OFFSET 0", dialect="postgresql") if correlated else probe)
 
 
-def as_condition(built: Built, key: Key, *, drive: bool = False) -> Condition:
+def as_condition(built: Built, key: Key, *, drive: bool = False, correlated: bool = False) -> Condition:
     """`built` as a condition on the row whose key is `key`: a driving IN or a correlated EXISTS."""
     if isinstance(built, Rows):
-        return built.drive(key) if drive else built.probe(key)
+        return built.drive(key) if drive else built.probe(key, correlated=correlated)
     return built
 
 

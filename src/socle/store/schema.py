@@ -46,6 +46,7 @@ resource = Table(
     Column("content", Content, nullable=True),
     UniqueConstraint("resource_type", "id", name="uq_resource_type_id"),
     Index("ix_resource_type_updated", "resource_type", "updated_at", "resource_key"),
+    Index("ix_resource_type_key", "resource_type", "resource_key"),  # a type in key order (pages)
     Index("ix_resource_compartment", "compartment", "resource_type"),
 )
 

@@ -67,6 +67,7 @@ from sqlalchemy import (
     false,
     literal,
     not_,
+    null,
     or_,
     select,
     true,
@@ -106,7 +107,7 @@ from socle.store._search_values import (
     typed,
     uri,
 )
-from socle.store.access import AccessFilter
+from socle.store.access import AccessFilter, AllowAll
 from socle.store.indexes import idx_reference
 from socle.store.positions import idx_position, near_condition
 from socle.store.schema import resource
@@ -139,16 +140,18 @@ def compile_search(
     that it stops after its `_count + 1` matches instead of building the whole driving set; a count
     stopped at a bound (`bounded`) probes too with `query.probe_to_count`. A driving criterion
     whose index gives its rows in key order (one code) is joined rather than IN-listed
-    (`_stream_from`): a page or a bounded count then stops early.
+    (`_stream_from`): a page or a bounded count then stops early. A bounded count of one criterion
+    under a filter admitting every row reads that criterion's index alone (`_index_alone`).
     """
+    if bounded and scope is None and isinstance(access, AllowAll):
+        alone = _index_alone(query)
+        if alone is not None:
+            return alone
     probing = scope is None and (query.probe_in_key_order if key_order else query.probe_to_count and bounded)
-    type_column: ColumnElement[str] = resource.c.resource_type
-    if probing and key_order:
-        # SQLite: walk the primary key (key order), not the type's index (whose rows, in id or
-        # updated_at order, would all be probed, then sorted).
-        type_column = ProbeOnly(resource.c.resource_type)
+    # A page probed in key order walks `ix_resource_type_key` (the type's resources in key order):
+    # both databases take it for `resource_type = ? ORDER BY resource_key`.
     stmt = select(resource.c.resource_key, resource.c.id).where(
-        type_column == query.resource_type,
+        resource.c.resource_type == query.resource_type,
         resource.c.deleted == false(),
         access.condition(resource),
     )
@@ -159,12 +162,32 @@ def compile_search(
     order: ColumnElement[int] = resource.c.resource_key
     if stream is not None:
         stmt, order = _stream_from(stream, stmt)
+    # A statement stopped after a few rows tests each candidate; a semi-join would first build the
+    # whole set of another criterion (PostgreSQL, bounded count of role+specialty: see row_exists).
+    correlated = probing or bounded
     for n, criterion in enumerate(query.clauses):
         if n == driver and stream is not None:
             continue  # the join above
-        condition = criterion_condition(criterion, resource, access, drive=n == driver, correlated=probing)
+        condition = criterion_condition(criterion, resource, access, drive=n == driver, correlated=correlated)
         stmt = stmt.where(condition)
     return stmt.order_by(order)
+
+
+def _index_alone(query: SearchQuery) -> Select[int, str] | None:
+    """The distinct keys of a single criterion's index rows, without `resource`, when they are its
+    matches: every index predicate names the resource type through its hash, and a resource has
+    index rows only while it is live (`Store.delete` removes them). Under an access filter that
+    admits every row, a bounded count then reads the index alone: at a million directory lines,
+    `Practitioner?name=martin` counted its first 1,001 matches in 0.2 ms of CPU instead of 3–7 ms
+    looking up each resource row (and tens of ms of wall time reading them from disk). The id is
+    not read (NULL): only a count uses this shape."""
+    if len(query.clauses) != 1 or not isinstance(query.clauses[0], Clause):
+        return None
+    built = _clause(query.clauses[0], resource)
+    if not isinstance(built, Rows):
+        return None
+    key = built.table.c.resource_key
+    return select(key.label("resource_key"), null().label("id")).where(built.where).distinct()
 
 
 def _streamed_rows(criterion: Criterion) -> Rows | None:
@@ -186,7 +209,11 @@ def _stream_from(rows: Rows, stmt: Select[Any]) -> tuple[Select[Any], ColumnElem
     again = sql_util.ClauseAdapter(earlier).traverse(rows.where)
     key = driving.c.resource_key
     first = not_(row_exists(earlier, earlier.c.resource_key == key, earlier.c.seq < driving.c.seq, again))
-    joined = driving.join(resource, resource.c.resource_key == key)
+    # `key + 0`: the key order must come from the index rows. Joined on the bare key, PostgreSQL
+    # may take it from `resource`'s primary key instead, walking every resource of the other types
+    # from the first one (and semi-joining the probes in that order): 0.7-1.4 s for a page of
+    # `PractitionerRole?role=X&specialty=Y` behind a million-line FINESS import, 30-40 ms this way.
+    joined = driving.join(resource, resource.c.resource_key == key + 0)
     stmt = stmt.with_only_columns(key.label("resource_key"), resource.c.id).select_from(joined)
     return stmt.where(where, first), key
 
@@ -287,13 +314,13 @@ def criterion_condition(
 
     `drive`: the criterion produces the candidates (`key IN (SELECT ...)`, read from its index);
     otherwise it tests each candidate (a correlated EXISTS keyed by the candidate's resource key).
-    `correlated`: a `_has` probe must stay a per-candidate test (see `_has`).
+    `correlated`: a probe must stay a per-candidate test (see `row_exists`).
     """
     if isinstance(criterion, Chain):
         return _chain(criterion, res, access, drive)
     if isinstance(criterion, Has):
         return _has(criterion, res, access, drive, correlated=correlated)
-    return as_condition(_clause(criterion, res), res.c.resource_key, drive=drive)
+    return as_condition(_clause(criterion, res), res.c.resource_key, drive=drive, correlated=correlated)
 
 
 def clause_rows(clause: Clause) -> Built:
@@ -390,10 +417,8 @@ def _has(
     references `res` (whose type the caller fixed) through `param`.
 
     Driving: the ids those resources reference (their criterion drives). Probing: the references
-    to this resource, through the local-reference index `(param_hash, target_type, target_id)`.
-    `correlated`: `OFFSET 0` keeps PostgreSQL from turning the EXISTS into a semi-join, which
-    hashes every resource meeting the criterion before the first candidate is tested (SQLite
-    keeps a correlated EXISTS as it is written).
+    to this resource, through the local-reference index `(param_hash, target_type, target_id)`;
+    `correlated`: kept a per-candidate test on PostgreSQL (see `row_exists`).
     """
     ref = idx_reference
     source = has.param.resource_type
@@ -407,9 +432,7 @@ def _has(
     )
     join = src.c.resource_key == ref.c.resource_key
     if not drive:
-        to_res = ref.c.target_id == res.c.id
-        probe = select(literal(1)).select_from(ref.join(src, join)).where(to_res, where)
-        return exists(probe.suffix_with("OFFSET 0", dialect="postgresql") if correlated else probe)
+        return row_exists(ref.join(src, join), ref.c.target_id == res.c.id, where, correlated=correlated)
     return res.c.id.in_(select(ref.c.target_id).join(src, join).where(where))
 
 

@@ -8,6 +8,7 @@ identifier lookup as one SQL statement on the same database.
 
     .venv/bin/python bench/directory.py --lines 100000 --backend both
     nohup .venv/bin/python bench/directory.py --lines 1000000 --backend both > var/bench-directory.log 2>&1 &
+    .venv/bin/python bench/directory.py --lines 1000000 --backend postgresql --searches-only --pg-database URL
 
 The generated files are cached under <data-dir>/directory-<lines>/ (default /tmp/socle-bench, same
 seed, same files), the SQLite database next to them. Each import also prints the CPU seconds of the
@@ -258,6 +259,7 @@ def main() -> None:
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--queries", type=int, default=100, help="timed requests per query kind")
     parser.add_argument("--searches-only", action="store_true", help="SQLite: reuse the imported database")
+    parser.add_argument("--pg-database", help="PostgreSQL URL of an imported database, with --searches-only")
     args = parser.parse_args()
     global DATA_DIR
     DATA_DIR = args.data_dir
@@ -276,7 +278,9 @@ def main() -> None:
                 stale.unlink(missing_ok=True)
         sqlite_url = f"sqlite:///{db}"
         bench("sqlite", sqlite_url, people, finess, lines, args.queries, args.searches_only, mssante)
-    if args.backend in ("postgresql", "both"):
+    if args.backend in ("postgresql", "both") and args.searches_only and args.pg_database:
+        bench("postgresql", args.pg_database, people, finess, lines, args.queries, searches_only=True)
+    elif args.backend in ("postgresql", "both"):
         with pg_schema(PG_URL, unique_name("bench_directory")) as url:
             bench("postgresql", url, people, finess, lines, args.queries, mssante=mssante)
 

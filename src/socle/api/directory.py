@@ -6,9 +6,8 @@
   (default 10, at most 200), nearest first, each entry's `search` carrying the R4 `location-distance`
   extension; their Practitioner and Location follow as `include` entries. Other parameters are
   PractitionerRole search criteria (`role`, `specialty`, `organization`, …). Not an HL7 operation:
-  R4's own `Location?near=` needs a special-parameter hook in the search compiler (see
-  `socle.referentials.directory.near.near_condition`); this answers the professionals' question in
-  one call meanwhile. Commune centres are approximate (see `communes.py`).
+  R4's own `Location?near=` (`socle.store.positions`) finds Locations; this answers the
+  professionals' question in one call. Commune centres are approximate (see `communes.py`).
 - `GET [base]/$check-identifier?kind=rpps&value=…`: a Parameters resource saying whether an RPPS,
   ADELI, idNat_PS, FINESS, SIREN or SIRET is valid, with the warnings (an invalid one is a 400).
 """

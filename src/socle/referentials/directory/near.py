@@ -1,39 +1,31 @@
 """Geographic proximity: Locations within a distance, and "professionals near this commune".
 
-Positions are indexed by the directory's `latitude`/`longitude` number parameters (idx_number), so a
-proximity query is a range scan on the (param, value) index for the latitude band, joined on the
-resource key to the longitude row, then an exact-enough distance test in SQL with an
-equirectangular approximation (error well under 1 % at the tens of km a "near" search uses), and
-the exact great-circle distance in Python for ordering.
-
-`near_condition` is the hook for R4 `Location?near=lat|lon|distance|unit` (search.html#special):
-given the clause's raw value it returns a condition on `resource.resource_key`, the same shape as
-every other clause the search compiler builds. `roles_near` answers "professionals near this
-commune": the nearest Locations first, then the PractitionerRoles at them through the ordinary
-`location=` reference search (with any extra criteria such as `role` or `specialty`).
+Positions come from `idx_position`, the core's index of Location positions that also answers R4
+`Location?near=` (`socle.store.positions`): a bounding box on its covering (latitude, longitude, x,
+y, z) index and the exact great-circle test, both inside one index range; the exact distance is
+then computed in Python for ordering. `roles_near` answers "professionals near this commune": the
+nearest Locations first, then the PractitionerRoles at them through the ordinary `location=`
+reference search (with any extra criteria such as `role` or `specialty`).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, select
+from sqlalchemy import Connection, Select, select
 
 from socle.fhir.errors import Invalid
-from socle.fhir.hashing import param_hash
-from socle.referentials.directory.communes import EARTH_RADIUS_KM, distance_km
+from socle.referentials.directory.communes import distance_km
 from socle.store.access import AccessFilter
-from socle.store.indexes import idx_number
+from socle.store.positions import idx_position, near_condition
 from socle.store.repository import Store
 from socle.store.schema import resource
 from socle.store.versioned import StoredVersion
 
-__all__ = ["MAX_DISTANCE_KM", "NearRole", "locations_near", "near_condition", "parse_near", "roles_near"]
+__all__ = ["MAX_DISTANCE_KM", "NearRole", "locations_near", "parse_near", "roles_near"]
 
 _UNITS = {"km": 1.0, "m": 0.001, "mi_i": 1.609344, "[mi_i]": 1.609344}
-_KM_PER_DEGREE = math.pi * EARTH_RADIUS_KM / 180
 MAX_DISTANCE_KM = 200.0
 _CHUNK = 200  # Location ids per `location=` search
 
@@ -58,47 +50,25 @@ def parse_near(text: str) -> tuple[float, float, float]:
 
 
 def _within(lat: float, lon: float, km: float) -> Select[int, float, float]:
-    """(key, latitude, longitude) of the position index rows within `km` (equirectangular test)."""
-    lat_rows, lon_rows = idx_number.alias("lat_rows"), idx_number.alias("lon_rows")
-    d_lat = km / _KM_PER_DEGREE
-    scale = max(math.cos(math.radians(lat)), 0.01)
-    d_lon = d_lat / scale
-    dy = lat_rows.c.value - lat
-    dx = (lon_rows.c.value - lon) * scale
-    return (
-        select(lat_rows.c.resource_key, lat_rows.c.value, lon_rows.c.value)
-        .join(
-            lon_rows,
-            and_(
-                lon_rows.c.resource_key == lat_rows.c.resource_key,
-                # `+ 0` keeps both planners off the (param, value) index for this side, so the
-                # longitude row is a primary-key lookup per latitude row (SQLite otherwise nested
-                # two range scans: 3 s instead of 0.1 s at a million lines).
-                (lon_rows.c.param_hash + 0) == param_hash("Location", "longitude"),
-            ),
-        )
-        .where(
-            lat_rows.c.param_hash == param_hash("Location", "latitude"),
-            lat_rows.c.value.between(lat - d_lat, lat + d_lat),
-            (lon_rows.c.value + 0).between(lon - d_lon, lon + d_lon),
-            dy * dy + dx * dx <= d_lat * d_lat,
-        )
-    )
+    """(key, latitude, longitude) of the Location positions within `km`.
 
-
-def near_condition(text: str) -> ColumnElement[bool]:
-    """`resource_key IN (…)` for Locations within the distance: the `near` special-parameter hook."""
-    lat, lon, km = parse_near(text)
-    rows = _within(lat, lon, km).subquery()
-    return resource.c.resource_key.in_(select(rows.c.resource_key))
+    Read from `idx_position`, the core's position index (`socle.store.positions`, R4 `near`), whose
+    (latitude, longitude, x, y, z) index covers both the bounding box and the exact great-circle
+    test: one index range, no row lookups. The directory's own `latitude`/`longitude` number rows
+    needed a primary-key lookup per row of the latitude band (every Location of that band across
+    the country) to read the longitude.
+    """
+    table = idx_position
+    condition = near_condition([f"{lat!r}|{lon!r}|{km!r}|km"])
+    return select(table.c.resource_key, table.c.latitude, table.c.longitude).where(condition)
 
 
 def _band(conn: Connection, lat: float, lon: float, km: float) -> list[tuple[int, float]]:
     """(resource key, exact distance) of indexed positions within `km`, nearest first.
 
-    Reads only the index table (a range on (param, value) plus the primary-key join to the
-    longitude row): driving the query from there keeps both planners off the resource table, which
-    a join with it tempted SQLite into scanning (9 s at a million lines instead of milliseconds).
+    Reads only the position index: driving the query from there keeps both planners off the
+    resource table, which a join with it tempted SQLite into scanning (9 s at a million lines
+    instead of milliseconds).
     """
     rows = conn.execute(_within(lat, lon, km)).all()
     found = [(int(r[0]), distance_km(lat, lon, float(r[1]), float(r[2]))) for r in rows]

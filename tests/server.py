@@ -167,6 +167,7 @@ def start_server(
     timeout: float = STARTUP_TIMEOUT,
     attempts: int = 3,
     env: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> LiveServer:
     """Start `socle serve` on a free port; return once `GET /fhir/metadata` answers 200, with a token."""
     last_error = ""
@@ -183,6 +184,8 @@ def start_server(
                 str(port),
                 "--database",
                 database_url,
+                "--workers",
+                str(workers),
             ],
             stdin=subprocess.DEVNULL,
             stdout=stderr,
@@ -234,10 +237,14 @@ def _wait_ready(server: LiveServer, timeout: float) -> None:
 
 @contextmanager
 def running_server(
-    database_url: str, *, timeout: float = STARTUP_TIMEOUT, env: dict[str, str] | None = None
+    database_url: str,
+    *,
+    timeout: float = STARTUP_TIMEOUT,
+    env: dict[str, str] | None = None,
+    workers: int = 1,
 ) -> Iterator[LiveServer]:
     """A server for the duration of the block, stopped (or reaped, if a test killed it) on exit."""
-    server = start_server(database_url, timeout=timeout, env=env)
+    server = start_server(database_url, timeout=timeout, env=env, workers=workers)
     try:
         yield server
     finally:

@@ -59,14 +59,13 @@ def serve(
     console.print(
         f"Socle serving http://{host}:{port}/fhir on {engine.url.render_as_string(hide_password=True)}"
     )
+    if workers > 1:
+        from socle.serving import serve_workers
+
+        serve_workers(host, port, workers)  # a listening socket per worker (see socle.serving)
+        return
     uvicorn.run(
-        "socle.app:create_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
-        access_log=False,
+        "socle.app:create_app", factory=True, host=host, port=port, log_level="warning", access_log=False
     )
 
 

@@ -25,7 +25,9 @@ APP = "socle.app:create_app"
 
 
 def serve_workers(host: str, port: int, workers: int) -> None:
-    _bind(host, port).close()  # the port is free (or raise at once, before any worker starts)
+    # The port is free, or raise at once, before any worker starts. Checked without SO_REUSEPORT:
+    # with it, the bind would succeed beside another server's workers and ours would join its group.
+    _bind(host, port, shared=False).close()
     context = multiprocessing.get_context("spawn")
     processes = [
         context.Process(target=_worker, args=(host, port), name=f"socle-worker-{n}") for n in range(workers)
@@ -48,12 +50,17 @@ def serve_workers(host: str, port: int, workers: int) -> None:
         sys.exit("a worker process stopped unexpectedly; the others were stopped")
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, *, shared: bool = True) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-    sock.bind((host, port))
+    if shared:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 

@@ -13,8 +13,10 @@ import socket
 import time
 
 import psutil
+import pytest
 
-from tests.server import LiveServer, running_server
+from socle.serving import serve_workers
+from tests.server import LiveServer, free_port, running_server
 
 CONNECTIONS = 16  # the kernel hashes each to a worker: all 16 on one has odds 2 / 65,536
 
@@ -59,3 +61,24 @@ def test_a_burst_of_connections_reaches_both_workers(database_url: str) -> None:
                 sock.close()
         assert sum(held) == CONNECTIONS
         assert min(held) > 0, f"connections per worker: {held}"
+
+
+def test_a_port_held_by_other_workers_is_refused_before_any_worker_starts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another `socle serve --workers N` listens with SO_REUSEPORT: a second one must not join its group."""
+
+    def no_worker(method: str) -> None:
+        raise AssertionError("a worker was about to start on a port another server holds")
+
+    monkeypatch.setattr("socle.serving.multiprocessing.get_context", no_worker)
+    port = free_port()
+    other = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    other.bind(("127.0.0.1", port))
+    other.listen()
+    try:
+        with pytest.raises(OSError, match="in use"):
+            serve_workers("127.0.0.1", port, 2)
+    finally:
+        other.close()

@@ -14,14 +14,17 @@ from typing import Any
 import pytest
 from joserfc import jwt
 from joserfc.jwk import ECKey
-from sqlalchemy import Engine
+from sqlalchemy import Engine, insert
 from starlette.testclient import TestClient
 
 from socle.app import create_app
 from socle.config import Settings
 from socle.store.repository import Store
 from socle.trust.auth.clients import add_client
+from socle.trust.auth.errors import InvalidToken
 from socle.trust.auth.keys import rotate_keys, signing_key
+from socle.trust.auth.schema import auth_revoked
+from socle.trust.auth.tokens import TokenVerifier, fhir_audience, issue_access_token
 
 TOKEN_URL = "http://testserver/auth/token"
 
@@ -251,3 +254,46 @@ def test_discovery_documents(auth_client: TestClient) -> None:
     assert oidc["code_challenge_methods_supported"] == ["S256"]
     smart = auth_client.get("/fhir/.well-known/smart-configuration").json()
     assert "permission-v2" in smart["capabilities"] and smart["token_endpoint"] == TOKEN_URL
+
+
+def test_a_token_verified_once_is_still_checked_for_expiry_revocation_and_key_removal(
+    engine: Engine, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """TokenVerifier keeps the claims of a token whose signature it checked; what changes with time
+    is checked again on every request."""
+    issuer = "http://testserver/fhir"
+    grant = {"sub": "lab", "client_id": "lab", "scope": "system/*.rs", "kind": "backend"}
+    verifier = TokenVerifier()
+    monkeypatch.setattr(TokenVerifier, "REVOKED_TTL", 0.0)  # see each revocation at once
+
+    def verify(token: str) -> dict[str, Any]:
+        return verifier.verify(engine.connect, token, issuer, fhir_audience(issuer))
+
+    with engine.begin() as conn:
+        token, claims = issue_access_token(conn, settings, issuer, grant)
+        revoked, revoked_claims = issue_access_token(conn, settings, issuer, grant)
+    decoded = []
+    decode = jwt.decode
+    monkeypatch.setattr(jwt, "decode", lambda *a, **k: decoded.append(1) or decode(*a, **k))
+    assert verify(token)["jti"] == claims["jti"]
+    assert verify(token)["jti"] == claims["jti"]  # the kept claims: no second signature check
+    assert len(decoded) == 1
+    assert verify(revoked)["jti"] == revoked_claims["jti"]
+    with engine.begin() as conn:
+        conn.execute(insert(auth_revoked).values(jti=revoked_claims["jti"], expires_at=claims["exp"]))
+    with pytest.raises(InvalidToken, match="revoked"):
+        verify(revoked)
+    # Past its expiry (and the leeway), the kept token is refused.
+    later = time.time() + settings.access_token_ttl + 120
+    monkeypatch.setattr(time, "time", lambda: later)
+    with pytest.raises(InvalidToken, match="expired"):
+        verify(token)
+    monkeypatch.undo()
+    # Its key dropped from the JWKS (two rotations, the second past the retired keys' expiry).
+    assert verify(token)["jti"] == claims["jti"]
+    with engine.begin() as conn:
+        rotate_keys(conn, settings)
+        rotate_keys(conn, settings, now=int(time.time()) + 10 * 3600)
+    monkeypatch.setattr(TokenVerifier, "KEY_TTL", 0.0)
+    with pytest.raises(InvalidToken):
+        verify(token)

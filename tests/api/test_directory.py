@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 from starlette.testclient import TestClient
 
 from socle.fhir.search_params import registry
@@ -65,6 +66,54 @@ def test_near_with_criteria_and_errors(client: TestClient, directory: None) -> N
         client.get("/fhir/PractitionerRole/$near", params={"commune": "75056", "distance": "900"}).status_code
         == 400
     )
+
+
+def test_near_reads_nothing_type_wide_without_statistics(
+    client: TestClient, engine: Engine, directory: None
+) -> None:
+    """`$near` includes each role's Practitioner and Location, nearest first; and none of its
+    statements walks every resource of a type when SQLite has no planner statistics (an import
+    stopped before its ANALYZE): an `_id` search did, ordered by key, for minutes at a million lines."""
+    statements: list[tuple[str, object]] = []
+
+    def capture(_conn: object, _cursor: object, sql: str, params: object, *_: object) -> None:
+        # (the registry's check for custom SearchParameters reads that small type whole)
+        if sql.lstrip().upper().startswith("SELECT") and "SearchParameter" not in str(params):
+            statements.append((sql, params))
+
+    event.listen(engine, "before_cursor_execute", capture)
+    try:
+        gp = general_practitioner(0)
+        bundle = client.get(
+            "/fhir/PractitionerRole/$near",
+            params={"commune": gp.commune.code, "distance": "50", "_count": "8"},
+        ).json()
+    finally:
+        event.remove(engine, "before_cursor_execute", capture)
+    roles = [e["resource"] for e in bundle["entry"] if e["search"]["mode"] == "match"]
+    included = [e["resource"] for e in bundle["entry"] if e["search"]["mode"] == "include"]
+    assert roles
+    for kind, refs in (
+        ("Practitioner", [r["practitioner"]["reference"] for r in roles]),
+        ("Location", [loc["reference"] for r in roles for loc in r["location"]]),
+    ):
+        assert [f"{kind}/{r['id']}" for r in included if r["resourceType"] == kind] == list(
+            dict.fromkeys(refs)
+        )
+    if engine.dialect.name != "sqlite":
+        return
+    raw = sqlite3.connect(str(engine.url.database))
+    try:
+        raw.execute("DELETE FROM sqlite_stat1")
+        raw.commit()
+        raw.close()
+        raw = sqlite3.connect(str(engine.url.database))  # plans without statistics
+        for sql, params in statements:
+            plan = [row[3] for row in raw.execute(f"EXPLAIN QUERY PLAN {sql}", params)]  # type: ignore[arg-type]
+            walks = [p for p in plan if p.startswith("SCAN resource") or p.endswith("(resource_type=?)")]
+            assert not walks, (sql, plan)
+    finally:
+        raw.close()
 
 
 def test_search_by_name_identifier_and_mailbox(client: TestClient, directory: None) -> None:

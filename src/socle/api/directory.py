@@ -22,7 +22,7 @@ from socle.api.request import Context, FhirRequest, FhirResponse
 from socle.fhir.errors import Invalid, NotFound
 from socle.referentials.directory.communes import find_communes
 from socle.referentials.directory.identifiers import check_identifier
-from socle.referentials.directory.near import MAX_DISTANCE_KM, roles_near
+from socle.referentials.directory.near import MAX_DISTANCE_KM, current_versions, roles_near
 
 _DISTANCE_EXTENSION = "http://hl7.org/fhir/StructureDefinition/location-distance"
 _OWN = {"commune", "latitude", "longitude", "distance", "_count", "_format", "_pretty"}
@@ -126,13 +126,12 @@ def _included(ctx: Context, roles: list[dict[str, Any]]) -> list[dict[str, Any]]
     for kind, ids in wanted.items():
         if not ids:
             continue
-        page, _, _ = ctx.store.search_page(
-            ctx.conn, kind, [("_id", ",".join(ids))], ctx.access, count=len(ids), after=None, strict=True
-        )
-        for version in page:
-            entry = resource_entry(ctx, version)
-            entry["search"] = {"mode": "include"}
-            entries.append(entry)
+        by_id = {v.id: v for v in current_versions(ctx.store, ctx.conn, kind, ids, ctx.access)}
+        for id_ in ids:  # nearest first, as the roles
+            if id_ in by_id:
+                entry = resource_entry(ctx, by_id[id_])
+                entry["search"] = {"mode": "include"}
+                entries.append(entry)
     return entries
 
 

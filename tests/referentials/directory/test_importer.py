@@ -283,17 +283,19 @@ def test_bulk_import_refreshes_planner_statistics(engine: Engine, tmp_path: Path
     [report] = DirectoryImporter(Store(engine)).import_files([people])
     assert sum(report.counts.created.values()) >= 1000
     if engine.dialect.name == "postgresql":  # the planner must not keep believing the tables are empty
-        with engine.connect() as conn:
-            analyzed, vacuumed = conn.execute(
-                text(
-                    "SELECT last_analyze, last_vacuum FROM pg_stat_user_tables WHERE relname = 'idx_token' "
-                    "AND schemaname = current_schema()"
-                )
-            ).one()
-        assert analyzed is not None and analyzed >= started
-        # vacuumed too: index-only scans of the new rows need the visibility map
-        assert vacuumed is not None and vacuumed >= started
+        for table in ("idx_token", "idx_position"):  # idx_position: `$near` reads it
+            with engine.connect() as conn:
+                analyzed, vacuumed = conn.execute(
+                    text(
+                        "SELECT last_analyze, last_vacuum FROM pg_stat_user_tables WHERE relname = :t "
+                        "AND schemaname = current_schema()"
+                    ),
+                    {"t": table},
+                ).one()
+            assert analyzed is not None and analyzed >= started, table
+            # vacuumed too: index-only scans of the new rows need the visibility map
+            assert vacuumed is not None and vacuumed >= started, table
     else:
         with engine.connect() as conn:
             tables = set(conn.execute(text("SELECT tbl FROM sqlite_stat1")).scalars())
-        assert {"resource", "idx_token", "idx_string"} <= tables
+        assert {"resource", "idx_token", "idx_string", "idx_position"} <= tables

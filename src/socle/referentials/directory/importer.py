@@ -45,6 +45,7 @@ from socle.referentials.directory.mssante_import import MailboxIndex
 from socle.referentials.directory.search_params import ensure_search_parameters
 from socle.store.access import SYSTEM
 from socle.store.indexes import INDEX_TABLES
+from socle.store.positions import idx_position
 from socle.store.repository import Store
 from socle.store.search import compile_search
 
@@ -173,7 +174,8 @@ class DirectoryImporter:
         (measured, 20 k lines: 6,328 rows of a specialty, 2,881 heap blocks, 346 ms; after VACUUM
         0 heap fetches, 1 ms). VACUUM cannot run in a transaction: autocommit connection.
         """
-        names = ["resource", "resource_history", *(table.name for table in INDEX_TABLES)]
+        # idx_position too: `$near` and `Location?near=` read it (one row per positioned Location).
+        names = ["resource", "resource_history", *(table.name for table in INDEX_TABLES), idx_position.name]
         with self.store.engine.connect() as conn:
             if self.store.engine.dialect.name == "postgresql":
                 searched = [n for n in names if n != "resource_history"]

@@ -172,9 +172,8 @@ class SearchQuery:
     controls: tuple[tuple[str, str], ...] = ()
     # Set by `socle.store.selectivity.prefer_selective` when the best criterion matches a large share
     # of the type: every criterion then probes the type's resources one by one (no driving set), for
-    # a page in key order, and (a larger share) for a count stopped at a bound.
+    # a page in key order.
     probe_in_key_order: bool = False
-    probe_to_count: bool = False
 
 
 class _Unknown(Exception):

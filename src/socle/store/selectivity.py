@@ -13,9 +13,9 @@ meeting its criterion before the first row of a page: a cost that grows with the
 common. When its criterion matches at least LARGE_COHORT index rows and the searched type has at
 most DENSE_RATIO times as many resources (so a match is expected every few resources), the query
 is marked `probe_in_key_order`: the type's resources are then tested one by one in key order, and
-a page stops after `_count + 1` matches (`socle.store.search.compile_search`). From CAP rows on,
-`probe_to_count`: a bounded count probes too (1,001 probes cost less than a set of CAP+ rows; below,
-on the 1M benchmark, with fewer matches per probe, the set was cheaper).
+a page stops after `_count + 1` matches (`socle.store.search.compile_search`). A bounded count
+does not probe: it reads the distinct resources the criterion's sources reference, and stops after
+`up_to + 1` of them (`socle.store.search`, `_referenced_from`).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ def prefer_selective(conn: Connection, query: SearchQuery) -> SearchQuery:
     cohort = _dense_has(conn, query)
     if cohort < LARGE_COHORT:
         return query
-    return dataclasses.replace(query, probe_in_key_order=True, probe_to_count=cohort >= CAP)
+    return dataclasses.replace(query, probe_in_key_order=True)
 
 
 def _dense_has(conn: Connection, query: SearchQuery) -> int:

@@ -101,7 +101,7 @@ class Rows:
     where: Condition
     key_ordered: bool = False
 
-    def keys(self) -> Any:
+    def keys(self) -> Select[Any]:
         """The keys of the matching resources (the driving set of a query)."""
         return select(self.table.c.resource_key).where(self.where)
 

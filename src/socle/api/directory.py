@@ -22,7 +22,7 @@ from socle.api.request import Context, FhirRequest, FhirResponse
 from socle.fhir.errors import Invalid, NotFound
 from socle.referentials.directory.communes import find_communes
 from socle.referentials.directory.identifiers import check_identifier
-from socle.referentials.directory.near import MAX_DISTANCE_KM, current_versions, roles_near
+from socle.referentials.directory.near import MAX_DISTANCE_KM, roles_near
 
 _DISTANCE_EXTENSION = "http://hl7.org/fhir/StructureDefinition/location-distance"
 _OWN = {"commune", "latitude", "longitude", "distance", "_count", "_format", "_pretty"}
@@ -126,7 +126,7 @@ def _included(ctx: Context, roles: list[dict[str, Any]]) -> list[dict[str, Any]]
     for kind, ids in wanted.items():
         if not ids:
             continue
-        by_id = {v.id: v for v in current_versions(ctx.store, ctx.conn, kind, ids, ctx.access)}
+        by_id = {v.id: v for v in ctx.store.get_by_ids(ctx.conn, kind, ids, ctx.access)}
         for id_ in ids:  # nearest first, as the roles
             if id_ in by_id:
                 entry = resource_entry(ctx, by_id[id_])

@@ -345,6 +345,22 @@ class Store:
 
     def get_many(self, conn: Connection, keys: Sequence[int], access: AccessFilter) -> list[StoredVersion]:
         """Current versions by resource key, in the order of `keys` (the page of a search)."""
+        by_key = {v.resource_key: v for v in self._current(conn, resource.c.resource_key.in_(keys), access)}
+        return [by_key[k] for k in keys if k in by_key]
+
+    def get_by_ids(
+        self, conn: Connection, resource_type: str, ids: Sequence[str], access: AccessFilter
+    ) -> list[StoredVersion]:
+        """Current versions of the type with these ids, in no particular order: through the unique
+        (type, id) index with no ORDER BY. An `_id` search orders by key, and SQLite without
+        statistics, or with statistics taken before the type was filled, served that order by
+        walking every resource of the type (100k directory lines, no statistics: `$near` 19 → 472 ms)."""
+        of_type = and_(resource.c.resource_type == resource_type, resource.c.id.in_(ids))
+        return self._current(conn, of_type, access)
+
+    def _current(
+        self, conn: Connection, where: ColumnElement[bool], access: AccessFilter
+    ) -> list[StoredVersion]:
         rows = conn.execute(
             select(
                 resource.c.resource_key,
@@ -354,14 +370,9 @@ class Store:
                 resource.c.updated_at,
                 resource.c.compartment,
                 self._content,
-            ).where(
-                resource.c.resource_key.in_(keys), resource.c.deleted.is_(False), access.condition(resource)
-            )
+            ).where(where, resource.c.deleted.is_(False), access.condition(resource))
         ).all()
-        by_key = {
-            r[0]: StoredVersion(r[0], r[1], r[2], r[3], r[4], False, r[5], _as_bytes(r[6])) for r in rows
-        }
-        return [by_key[k] for k in keys if k in by_key]
+        return [StoredVersion(r[0], r[1], r[2], r[3], r[4], False, r[5], _as_bytes(r[6])) for r in rows]
 
     # -- writes ------------------------------------------------------------------------------
 
